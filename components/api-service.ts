@@ -1,0 +1,118 @@
+// One app of the stack (e.g. api, web): its replicas on the edge network (and the data network when it
+// uses PostgreSQL or Redis), never published. Secrets reach it as files by default.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { baseContainerArgs } from "./container-defaults";
+import { pullImage } from "./image";
+import { VpsHost } from "./vps-host";
+
+export const API_SERVICE_TYPE = "vps-stack:index:ApiService";
+
+export const SECRETS_DIR = "/run/secrets";
+
+export interface ApiServiceArgs {
+    host: VpsHost;
+    prefix: string;
+    stack: string;
+    /** App name; also its network alias on the edge network, which the proxy's upstream uses. */
+    name: string;
+    /** Image, pinned by tag or digest. @example "ghcr.io/acme/api:1.4.2" */
+    image: string;
+    /** @default true */
+    trackTag: boolean;
+    /** @default 8000 */
+    port: number;
+    /** @default "/health" */
+    healthPath: string;
+    /** Healthcheck command (CMD form) when the image has neither curl nor wget. */
+    healthCommand?: string[];
+    command?: string[];
+    /** @default 1 */
+    replicas: number;
+    /** @default "1g" */
+    memory: string;
+    /** @default 1 */
+    cpus: number;
+    user?: string;
+    /** @default false */
+    readOnly: boolean;
+    /** @default [] */
+    capAdd: string[];
+    env: Record<string, string>;
+    /** Secret variables by name: DATABASE_URL, REDIS_URL, generated and required ones. */
+    secrets: Record<string, pulumi.Input<string>>;
+    /** @default "file" */
+    secretDelivery: "file" | "env";
+    edgeNetwork: pulumi.Input<string>;
+    /** Set when the app uses PostgreSQL or Redis. */
+    dataNetwork?: pulumi.Input<string>;
+}
+
+/** Environment and uploads for an app's secrets; pure, exported for tests. */
+export function secretDelivery(
+    mode: "file" | "env",
+    secrets: Record<string, pulumi.Input<string>>,
+): { envs: pulumi.Input<string>[]; uploads: docker.types.input.ContainerUpload[] } {
+    const names = Object.keys(secrets).sort();
+    if (mode === "env") {
+        return { envs: names.map((n) => pulumi.secret(pulumi.interpolate`${n}=${secrets[n]}`)), uploads: [] };
+    }
+    return {
+        envs: names.map((n) => `${n}_FILE=${SECRETS_DIR}/${n}`),
+        // 0444 like Docker's own secrets: the image's runtime user is unknown to us and the files must be
+        // readable by it; the boundary is the container, and nothing shows in `docker inspect`.
+        uploads: names.map((n) => ({ file: `${SECRETS_DIR}/${n}`, content: pulumi.secret(pulumi.output(secrets[n])), permissions: "0444" })),
+    };
+}
+
+export function healthTest(a: { port: number; healthPath: string; healthCommand?: string[] }): string[] {
+    if (a.healthCommand) return ["CMD", ...a.healthCommand];
+    const url = `http://127.0.0.1:${a.port}${a.healthPath}`;
+    return ["CMD-SHELL", `curl -fsS -o /dev/null ${url} || wget -q -O /dev/null ${url}`];
+}
+
+export class ApiService extends pulumi.ComponentResource {
+    readonly containerNames: string[];
+    readonly containers: docker.Container[];
+
+    constructor(name: string, args: ApiServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(API_SERVICE_TYPE, name, {}, opts);
+        const provider = args.host.provider;
+        const image = pullImage(`${name}-image`, { ref: args.image, trackTag: args.trackTag }, { parent: this, provider });
+        const delivery = secretDelivery(args.secretDelivery, args.secrets);
+        const envs = [...Object.entries(args.env).map(([k, v]) => `${k}=${v}`), ...delivery.envs];
+
+        this.containerNames = Array.from({ length: args.replicas }, (_, i) => `${args.prefix}-${args.name}-${i + 1}`);
+        this.containers = this.containerNames.map(
+            (containerName, i) =>
+                new docker.Container(
+                    `${name}-${i + 1}`,
+                    {
+                        name: containerName,
+                        image: image.imageId,
+                        ...baseContainerArgs(args.stack, args.name, args),
+                        command: args.command,
+                        user: args.user,
+                        envs,
+                        uploads: delivery.uploads,
+                        capabilities: { drops: ["ALL"], adds: args.capAdd },
+                        readOnly: args.readOnly,
+                        tmpfs: args.readOnly ? { "/tmp": "rw,noexec,nosuid,size=64m" } : undefined,
+                        // A read-only root refuses uploads; a per-container volume holds the secret files instead.
+                        volumes: args.readOnly && delivery.uploads.length > 0 ? [{ containerPath: SECRETS_DIR }] : undefined,
+                        removeVolumes: true,
+                        networksAdvanced: [
+                            { name: args.edgeNetwork, aliases: [args.name] },
+                            ...(args.dataNetwork ? [{ name: args.dataNetwork }] : []),
+                        ],
+                        healthcheck: { tests: healthTest(args), interval: "15s", timeout: "5s", retries: 3, startPeriod: "20s" },
+                        waitTimeout: 120,
+                    },
+                    // Names are fixed (vps-stack-<stack>-<app>-<n>), so a replacement must delete first; the
+                    // proxy reloads afterwards to pick up the new addresses (see NginxProxy).
+                    { parent: this, provider, deleteBeforeReplace: true },
+                ),
+        );
+        this.registerOutputs({ containerNames: this.containerNames });
+    }
+}

@@ -1,0 +1,659 @@
+// The stack's configuration: one zod schema over every `vps-stack:*` key, and a loader that turns the raw
+// Pulumi config into a validated, defaulted plain object — or ONE error listing every problem with its fix.
+// Pure: no Pulumi runtime calls here, so the whole thing is tested without mocks.
+import { z } from "zod";
+
+export const PROJECT = "vps-stack";
+
+/** Stacks that run against the local Docker engine, with no SSH. */
+export const LOCAL_STACKS = ["dev"] as const;
+
+// ---------------------------------------------------------------------------------------------------------
+// Value shapes shared by several sections
+// ---------------------------------------------------------------------------------------------------------
+
+const HOSTNAME_RE = /^(?=.{1,253}$)(localhost|([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})$/;
+const IPV4_RE = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|m|mb|g|gb)$/i;
+const ENV_NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
+const SQL_IDENT_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+const APP_NAME_RE = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$/;
+const HOST_KEY_RE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]{20,}={0,3}$/;
+const DURATION_RE = /^\d+(ms|s|m|h)$/;
+const CRON_FIELD_RE = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/;
+
+/** Parses "512m", "1g", "2GB", "256MB" into mebibytes. Returns NaN when malformed. */
+export function sizeToMiB(size: string): number {
+    const m = SIZE_RE.exec(size.trim());
+    if (!m) return NaN;
+    const n = Number(m[1]);
+    switch (m[2].toLowerCase()) {
+        case "b": return n / (1024 * 1024);
+        case "k": case "kb": return n / 1024;
+        case "m": case "mb": return n;
+        default: return n * 1024;
+    }
+}
+
+const hostname = z.string().regex(HOSTNAME_RE, "must be a lower-case DNS name such as api.example.com");
+const port = z.number().int("must be an integer").min(1, "must be between 1 and 65535").max(65535, "must be between 1 and 65535");
+
+function memory(defaultValue: string, description: string) {
+    return z
+        .string()
+        .regex(SIZE_RE, "must be a size such as 512m or 2g")
+        .refine((s) => sizeToMiB(s) >= 16, "is too small: at least 16m")
+        .refine((s) => sizeToMiB(s) <= 256 * 1024, "is absurd: at most 256g")
+        .default(defaultValue)
+        .describe(description);
+}
+
+function cpus(defaultValue: number, description: string) {
+    return z
+        .number()
+        .gt(0, "must be greater than 0")
+        .max(64, "is absurd: at most 64")
+        .default(defaultValue)
+        .describe(description);
+}
+
+const duration = (def: string, description: string) =>
+    z.string().regex(DURATION_RE, "must be a duration such as 60s or 5m").default(def).describe(description);
+
+/** A container image reference, checked for a pinned tag or digest later (the rule depends on the stack). */
+const image = (description: string) => z.string().min(1, "must not be empty").describe(description);
+
+// ---------------------------------------------------------------------------------------------------------
+// Sections
+// ---------------------------------------------------------------------------------------------------------
+
+const hostSchema = z
+    .strictObject({
+        address: z
+            .string()
+            .refine((s) => HOSTNAME_RE.test(s) || IPV4_RE.test(s), "must be a DNS name or an IPv4 address")
+            .optional()
+            .describe("Address of the VPS (DNS name or IPv4). Required on every stack but dev."),
+        port: port.default(22).describe("SSH port of the VPS."),
+        user: z
+            .string()
+            .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name such as deploy")
+            .default("deploy")
+            .describe("SSH user; must be in the docker group on the VPS."),
+        hostKey: z
+            .string()
+            .regex(HOST_KEY_RE, 'must be "<type> <base64>" as printed by ssh-keyscan (without the host name)')
+            .optional()
+            .describe("The VPS's SSH host public key, pinned (e.g. the output of `ssh-keyscan -t ed25519 host` minus the host name)."),
+        privateKeyPath: z
+            .string()
+            .regex(/^(\/|~\/)/, "must be an absolute path or start with ~/")
+            .optional()
+            .describe("Private key file on the deploying machine. When unset, the SSH agent (SSH_AUTH_SOCK) is used."),
+        controlPersist: duration("10m", "How long the shared SSH master connection stays open after the last use."),
+    })
+    .describe("How to reach the VPS over SSH.");
+
+const tlsSchema = z
+    .strictObject({
+        mode: z
+            .enum(["ca", "provided", "acme"])
+            .default("ca")
+            .describe('Where certificates come from: "ca" (a per-stack CA made by @pulumi/tls), "provided" or "acme" (not available yet).'),
+        validityDays: z.number().int().min(1).max(825).default(365).describe("Validity of the server certificate (ca mode); it is renewed 30 days before expiry on the next `pulumi up`."),
+        caValidityDays: z.number().int().min(30).max(7300).default(3650).describe("Validity of the per-stack CA certificate (ca mode)."),
+        organization: z.string().min(1).default("vps-stack").describe("Organization written into the certificates' subject (ca mode)."),
+    })
+    .describe("TLS certificates for the proxy.");
+
+const postgresSchema = z
+    .strictObject({
+        image: image("PostgreSQL image, pinned by tag or digest.").default("postgres:16-alpine"),
+        database: z.string().regex(SQL_IDENT_RE, "must be a lower-case SQL identifier such as app").default("app").describe("Database created at first start."),
+        user: z.string().regex(SQL_IDENT_RE, "must be a lower-case SQL identifier such as app").default("app").describe("Owner role of the database."),
+        extensions: z
+            .array(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, "must be an extension name such as pgcrypto"))
+            .default(["uuid-ossp", "pgcrypto"])
+            .describe('Extensions created at first start (add "vector" only with an image that ships pgvector).'),
+        maxConnections: z.number().int().min(10).max(10000).default(200).describe("max_connections."),
+        sharedBuffers: z.string().regex(/^\d+(kB|MB|GB)$/, "must be a PostgreSQL size such as 256MB").default("256MB").describe("shared_buffers."),
+        effectiveCacheSize: z.string().regex(/^\d+(kB|MB|GB)$/, "must be a PostgreSQL size such as 1GB").default("1GB").describe("effective_cache_size."),
+        memory: memory("2g", "Memory limit of the container."),
+        cpus: cpus(2, "CPU limit of the container."),
+        shmSize: memory("256m", "Size of /dev/shm (PostgreSQL uses it for parallel queries)."),
+        passwordLength: z.number().int().min(32, "must be at least 32").max(128).default(32).describe("Length of the generated password."),
+        protectVolume: z.boolean().optional().describe("Protect the data volume from deletion (default: true on prod, false elsewhere)."),
+    })
+    .describe("The PostgreSQL service.");
+
+const redisSchema = z
+    .strictObject({
+        image: image("Redis image, pinned by tag or digest.").default("redis:7-alpine"),
+        maxmemory: z.string().regex(/^\d+(mb|gb|kb)$/i, "must be a Redis size such as 256mb").default("256mb").describe("maxmemory."),
+        maxmemoryPolicy: z
+            .enum(["noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"])
+            .default("allkeys-lru")
+            .describe("maxmemory-policy."),
+        appendonly: z.boolean().default(true).describe("AOF persistence (appendonly yes)."),
+        appendfsync: z.enum(["always", "everysec", "no"]).default("everysec").describe("appendfsync."),
+        memory: memory("512m", "Memory limit of the container."),
+        cpus: cpus(1, "CPU limit of the container."),
+        passwordLength: z.number().int().min(32, "must be at least 32").max(128).default(32).describe("Length of the generated password."),
+    })
+    .describe("The Redis service.");
+
+const appSecretSpec = z.enum(["required", "generate"]);
+
+const appSchema = z.strictObject({
+    name: z.string().regex(APP_NAME_RE, "must be lower-case letters, digits and dashes, starting with a letter (e.g. api)").describe("App name; containers are named vps-stack-<stack>-<name>-<n>."),
+    image: image("Image of the app, pinned by tag or digest (e.g. ghcr.io/acme/api:1.4.2)."),
+    port: port.default(8000).describe("Port the app listens on inside its container (never published)."),
+    healthPath: z.string().regex(/^\/[\x21-\x7e]*$/, "must be a path starting with /").default("/health").describe("HTTP path of the health endpoint."),
+    healthCommand: z.array(z.string().min(1)).min(1).optional().describe('Healthcheck command (Docker CMD form) when the image has neither curl nor wget, e.g. ["node","healthcheck.js"].'),
+    command: z.array(z.string().min(1)).min(1).optional().describe("Overrides the image's command."),
+    hosts: z.array(hostname).min(1).optional().describe("Host names routed to this app (default: the stack's domain)."),
+    paths: z
+        .array(z.string().regex(/^\/([a-zA-Z0-9._~-]+\/?)*$/, "must be a path prefix such as /api"))
+        .min(1)
+        .default(["/"])
+        .describe("Path prefixes routed to this app on its hosts."),
+    env: z
+        .record(z.string().regex(ENV_NAME_RE, "must be an upper-case environment variable name"), z.string())
+        .default({})
+        .describe("Plain (non-secret) environment variables."),
+    secrets: z
+        .record(z.string().regex(ENV_NAME_RE, "must be an upper-case environment variable name"), appSecretSpec)
+        .default({ JWT_SECRET: "generate" })
+        .describe('Secret variables: "generate" (random, 64 chars, shared by name across apps) or "required" (set with pulumi config set --secret --path secrets.<NAME>).'),
+    secretDelivery: z
+        .enum(["file", "env"])
+        .default("file")
+        .describe('"file": each secret is a file under /run/secrets (mode 0444, like Docker secrets) and <NAME>_FILE points to it; "env": plain variables (visible in docker inspect).'),
+    database: z.boolean().default(true).describe("Give the app DATABASE_URL and attach it to the data network."),
+    redis: z.boolean().default(true).describe("Give the app REDIS_URL and attach it to the data network."),
+    replicas: z.number().int().min(1, "must be at least 1").max(20, "is absurd: at most 20").default(1).describe("Number of containers."),
+    memory: memory("1g", "Memory limit of each container."),
+    cpus: cpus(1, "CPU limit of each container."),
+    user: z.string().regex(/^[a-z0-9_-]+(:[a-z0-9_-]+)?$/, "must be user[:group] or uid[:gid]").optional().describe("Run as this user (non-root)."),
+    readOnly: z.boolean().default(false).describe("Read-only root filesystem, with a tmpfs on /tmp."),
+    capAdd: z
+        .array(z.string().regex(/^[A-Z_]+$/, "must be a capability name such as NET_BIND_SERVICE"))
+        .default([])
+        .describe("Linux capabilities given back (all are dropped by default)."),
+    trackTag: z
+        .boolean()
+        .default(true)
+        .describe("Look the tag's digest up in the registry on every run, so a re-pushed tag deploys (turn off for images that exist only on the host)."),
+    registry: z
+        .strictObject({
+            server: z.string().min(1).describe("Registry host, e.g. ghcr.io."),
+            username: z.string().min(1).describe("Registry user."),
+        })
+        .optional()
+        .describe("Private registry credentials; the password is the secret config key secrets.REGISTRY_PASSWORD."),
+});
+
+const appsSchema = z.array(appSchema).min(1, "must list at least one app").describe("The apps behind the proxy (at least one).");
+
+const nginxSchema = z
+    .strictObject({
+        mode: z.enum(["container", "host"]).default("container").describe('"container" (an Nginx container publishing 80/443) or "host" (not available yet).'),
+        image: image("Nginx image, pinned by tag or digest.").default("nginx:1.27-alpine"),
+        httpPort: port.optional().describe("Public HTTP port (default 80; 8080 on dev)."),
+        httpsPort: port.optional().describe("Public HTTPS port (default 443; 8443 on dev)."),
+        clientMaxBodySize: z.string().regex(/^\d+[kKmMgG]?$/, "must be an Nginx size such as 100M").default("100M").describe("client_max_body_size."),
+        rateLimit: z
+            .strictObject({
+                enabled: z.boolean().default(true).describe("Limit requests per client IP."),
+                rate: z.string().regex(/^\d+r\/[sm]$/, "must be a rate such as 10r/s").default("10r/s").describe("Sustained rate per client IP."),
+                burst: z.number().int().min(0).max(10000).default(20).describe("Requests allowed above the rate before 429."),
+            })
+            .prefault({})
+            .describe("Per-client-IP rate limiting."),
+        timeouts: z
+            .strictObject({
+                connect: duration("60s", "proxy_connect_timeout."),
+                send: duration("60s", "proxy_send_timeout."),
+                read: duration("60s", "proxy_read_timeout."),
+            })
+            .prefault({})
+            .describe("Proxy timeouts."),
+        hsts: z
+            .strictObject({
+                maxAge: z.number().int().min(0).max(63072000).default(31536000).describe("Strict-Transport-Security max-age in seconds."),
+                includeSubDomains: z.boolean().default(true).describe("Add includeSubDomains."),
+                preload: z.boolean().default(false).describe("Add preload."),
+            })
+            .prefault({})
+            .describe("HSTS header."),
+        keepalive: z.number().int().min(0).max(1024).default(32).describe("Idle keepalive connections kept per upstream."),
+        memory: memory("256m", "Memory limit of the container."),
+        cpus: cpus(1, "CPU limit of the container."),
+    })
+    .describe("The Nginx reverse proxy.");
+
+function cronValid(expr: string): boolean {
+    const fields = expr.trim().split(/\s+/);
+    if (fields.length !== 5) return false;
+    const ranges: [number, number][] = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
+    return fields.every((f, i) => {
+        if (!CRON_FIELD_RE.test(f)) return false;
+        return (f.match(/\d+/g) ?? []).every((n, j, all) => {
+            // numbers after "/" are steps, not values
+            const isStep = f.includes("/") && j === all.length - 1 && f.endsWith(n) && /\/\d+$/.test(f);
+            const v = Number(n);
+            return isStep ? v >= 1 : v >= ranges[i][0] && v <= ranges[i][1];
+        });
+    });
+}
+
+const cron = (def: string, description: string) =>
+    z.string().refine(cronValid, 'must be a 5-field cron expression such as "0 2 * * *"').default(def).describe(description);
+
+const backupSchema = z
+    .strictObject({
+        enabled: z.boolean().default(true).describe("Schedule database backups."),
+        schedule: cron("0 2 * * *", "When backups run (cron, in `timezone`)."),
+        timezone: z
+            .string()
+            .refine((tz) => {
+                try {
+                    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+                    return true;
+                } catch {
+                    return false;
+                }
+            }, "must be an IANA time zone such as Europe/Paris")
+            .default("UTC")
+            .describe("Time zone of the schedules."),
+        directory: z.string().regex(/^\/[^\0]*$/, "must be an absolute path").optional().describe("Backup directory on the host (default /var/backups/vps-stack/<stack>)."),
+        retention: z
+            .strictObject({
+                daily: z.number().int().min(1, "must keep at least 1").max(3650).default(7).describe("Daily backups kept."),
+                weekly: z.number().int().min(0).max(520).default(4).describe("Weekly backups kept."),
+                monthly: z.number().int().min(0).max(240).default(6).describe("Monthly backups kept."),
+            })
+            .prefault({})
+            .describe("How many backups are kept."),
+        maxAgeHours: z.number().int().min(1).max(24 * 31).default(26).describe("The backup check fails when the last good backup is older than this."),
+        verifySchedule: cron("0 4 * * 0", "When the latest backup is test-restored (cron, in `timezone`)."),
+    })
+    .describe("Scheduled PostgreSQL backups.");
+
+const rotateSchema = z
+    .record(z.string().regex(/^(postgres|redis|[A-Z_][A-Z0-9_]*)$/, "must be postgres, redis or a generated secret's name"), z.string().min(1))
+    .describe("Rotation tokens: change a value (e.g. a date) to regenerate that secret on the next `pulumi up`.");
+
+const secretsSchema = z
+    .record(z.string().regex(ENV_NAME_RE, "must be an upper-case variable name"), z.string().min(1, "must not be empty"))
+    .describe("Values of the apps' required secrets; always set with --secret.");
+
+/** The whole stack configuration: each key is one `vps-stack:<key>` Pulumi config value. */
+export const configSchema = z.strictObject({
+    host: hostSchema.prefault({}),
+    domain: hostname.default("localhost").describe("Public host name of the stack; required (not localhost) on every stack but dev."),
+    tls: tlsSchema.prefault({}),
+    postgres: postgresSchema.prefault({}),
+    redis: redisSchema.prefault({}),
+    apps: appsSchema.default([]),
+    nginx: nginxSchema.prefault({}),
+    backup: backupSchema.prefault({}),
+    rotate: rotateSchema.default({}),
+    secrets: secretsSchema.default({}),
+});
+
+export type RawConfig = z.input<typeof configSchema>;
+type Parsed = z.output<typeof configSchema>;
+export type AppConfig = Parsed["apps"][number] & { hosts: string[] };
+
+/** The validated configuration with every stack-dependent default resolved. */
+export interface StackConfig extends Omit<Parsed, "host" | "domain" | "apps" | "nginx" | "backup" | "postgres"> {
+    stack: string;
+    project: string;
+    /** Resource name prefix: `vps-stack-<stack>`. */
+    prefix: string;
+    /** True for stacks that use the local Docker engine (dev). */
+    local: boolean;
+    domain: string;
+    host?: Required<Pick<NonNullable<Parsed["host"]>, "address" | "hostKey">> & NonNullable<Parsed["host"]>;
+    apps: AppConfig[];
+    postgres: Parsed["postgres"] & { protectVolume: boolean };
+    nginx: Parsed["nginx"] & { httpPort: number; httpsPort: number };
+    backup: Parsed["backup"] & { directory: string };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------------------
+
+export interface ConfigProblem {
+    /** Config path in `pulumi config set --path` syntax, e.g. `apps[0].image`. */
+    path: string;
+    message: string;
+    /** A command that fixes it. */
+    fix: string;
+}
+
+export class ConfigError extends Error {
+    constructor(public readonly stack: string, public readonly problems: ConfigProblem[]) {
+        super(
+            `Stack "${stack}" has ${problems.length} configuration problem${problems.length === 1 ? "" : "s"}; nothing was deployed:\n` +
+                problems.map((p) => `  - ${PROJECT}:${p.path} ${p.message}\n      fix: ${p.fix}`).join("\n"),
+        );
+        this.name = "ConfigError";
+    }
+}
+
+/** Example values used in fix hints, keyed by path with array indexes replaced by []. */
+const EXAMPLES: Record<string, string> = {
+    "host": "--path 'host.address' 203.0.113.10",
+    "host.address": "203.0.113.10",
+    "host.port": "22",
+    "host.user": "deploy",
+    "host.hostKey": '"$(ssh-keyscan -t ed25519 <address> 2>/dev/null | cut -d" " -f2-)"',
+    "host.privateKeyPath": "~/.ssh/id_ed25519",
+    "host.controlPersist": "10m",
+    "domain": "api.example.com",
+    "tls.mode": "ca",
+    "postgres.image": "postgres:16-alpine",
+    "postgres.database": "app",
+    "postgres.user": "app",
+    "postgres.memory": "2g",
+    "postgres.cpus": "2",
+    "postgres.shmSize": "256m",
+    "postgres.sharedBuffers": "256MB",
+    "postgres.effectiveCacheSize": "1GB",
+    "postgres.maxConnections": "200",
+    "postgres.passwordLength": "32",
+    "redis.image": "redis:7-alpine",
+    "redis.maxmemory": "256mb",
+    "redis.maxmemoryPolicy": "allkeys-lru",
+    "redis.memory": "512m",
+    "redis.cpus": "1",
+    "redis.passwordLength": "32",
+    "apps": "--path 'apps[0].name' api && pulumi config set --path 'apps[0].image' ghcr.io/acme/api:1.4.2",
+    "apps[].name": "api",
+    "apps[].image": "ghcr.io/acme/api:1.4.2",
+    "apps[].port": "8000",
+    "apps[].healthPath": "/health",
+    "apps[].hosts[]": "api.example.com",
+    "apps[].paths[]": "/api",
+    "apps[].replicas": "2",
+    "apps[].memory": "1g",
+    "apps[].cpus": "1",
+    "nginx.mode": "container",
+    "nginx.image": "nginx:1.27-alpine",
+    "nginx.httpPort": "80",
+    "nginx.httpsPort": "443",
+    "nginx.clientMaxBodySize": "100M",
+    "nginx.rateLimit.rate": "10r/s",
+    "nginx.rateLimit.burst": "20",
+    "nginx.timeouts.connect": "60s",
+    "nginx.timeouts.send": "60s",
+    "nginx.timeouts.read": "60s",
+    "nginx.memory": "256m",
+    "backup.schedule": '"0 2 * * *"',
+    "backup.verifySchedule": '"0 4 * * 0"',
+    "backup.timezone": "Europe/Paris",
+    "backup.directory": "/var/backups/vps-stack/prod",
+    "backup.retention.daily": "7",
+    "backup.retention.weekly": "4",
+    "backup.retention.monthly": "6",
+    "backup.maxAgeHours": "26",
+};
+
+function formatPath(path: readonly PropertyKey[]): string {
+    let out = "";
+    for (const seg of path) {
+        if (typeof seg === "number") out += `[${seg}]`;
+        else out += out === "" ? String(seg) : `.${String(seg)}`;
+    }
+    return out;
+}
+
+function fixFor(path: string, opts: { unset?: boolean; secret?: boolean } = {}): string {
+    if (opts.unset) return `pulumi config rm --path '${path}'`;
+    const generic = path.replace(/\[\d+\]/g, "[]");
+    const example = EXAMPLES[generic] ?? EXAMPLES[generic.replace(/\[\]$/, "")];
+    if (example?.startsWith("--path")) return `pulumi config set ${example}`;
+    return `pulumi config set${opts.secret ? " --secret" : ""} --path '${path}' ${example ?? "<value>"}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Cross-field rules: pure functions, exported for tests
+// ---------------------------------------------------------------------------------------------------------
+
+/** True when the image reference names a tag other than `latest`, or a digest. */
+export function isPinnedImage(ref: string): boolean {
+    if (/@sha256:[a-f0-9]{64}$/.test(ref)) return true;
+    const lastSlash = ref.lastIndexOf("/");
+    const colon = ref.indexOf(":", lastSlash + 1);
+    if (colon < 0) return false;
+    const tag = ref.slice(colon + 1);
+    return /^[\w][\w.-]{0,127}$/.test(tag) && tag !== "latest";
+}
+
+const IMAGE_RE = /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+
+/** Route keys ("host + path") used to find two apps claiming the same traffic. */
+export function routeKeys(app: { hosts: string[]; paths: string[] }): string[] {
+    return app.hosts.flatMap((h) => app.paths.map((p) => `${h}${p === "/" ? "/" : p.replace(/\/$/, "")}`));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Raw Pulumi config for this project: key without namespace → parsed JSON value (or the string itself
+ * when it is not JSON). Build it with `readRawConfig()` in the program, or by hand in tests.
+ */
+export type RawConfigMap = Record<string, unknown>;
+
+/** Turns `pulumi.runtime.allConfig()` into a RawConfigMap for our namespace. */
+export function rawConfigFromPulumi(all: Record<string, string>): RawConfigMap {
+    const out: RawConfigMap = {};
+    for (const [fullKey, value] of Object.entries(all)) {
+        const idx = fullKey.indexOf(":");
+        if (fullKey.slice(0, idx) !== PROJECT) continue;
+        const key = fullKey.slice(idx + 1);
+        try {
+            out[key] = JSON.parse(value);
+        } catch {
+            out[key] = value;
+        }
+    }
+    return out;
+}
+
+/** Names the stack's own services use as network aliases and container names. */
+export const RESERVED_APP_NAMES = ["postgres", "redis", "nginx", "backup", "edge", "data"];
+
+const TOP_LEVEL_KEYS = Object.keys(configSchema.shape);
+
+function zodProblems(issues: z.core.$ZodIssue[]): ConfigProblem[] {
+    const out: ConfigProblem[] = [];
+    for (const issue of issues) {
+        if (issue.code === "unrecognized_keys") {
+            for (const k of issue.keys) {
+                const path = formatPath([...issue.path, k]);
+                out.push({ path, message: "is not a known key", fix: fixFor(path, { unset: true }) });
+            }
+            continue;
+        }
+        const path = formatPath(issue.path);
+        const message = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message.replace(/^Invalid input: /, "");
+        out.push({ path, message, fix: fixFor(path, { secret: path.startsWith("secrets") }) });
+    }
+    return out;
+}
+
+function deleteAt(root: any, path: readonly PropertyKey[]): void {
+    if (path.length === 0) return;
+    let parent = root;
+    for (const seg of path.slice(0, -1)) {
+        if (parent == null || typeof parent !== "object") return;
+        parent = parent[seg as any];
+    }
+    if (parent == null || typeof parent !== "object") return;
+    const last = path[path.length - 1];
+    if (Array.isArray(parent) && typeof last === "number") parent.splice(last, 1);
+    else delete parent[last as any];
+}
+
+function repairedParse(raw: RawConfigMap): Parsed | undefined {
+    const copy = structuredClone(raw);
+    for (let round = 0; round < 8; round++) {
+        const r = configSchema.safeParse(copy);
+        if (r.success) return r.data;
+        // Deepest paths first, so deleting one does not shift the index of another.
+        const paths = r.error.issues
+            .flatMap((i) => {
+                if (i.code === "unrecognized_keys") return i.keys.map((k) => [...i.path, k]);
+                // A missing required field cannot fall back: drop the object that holds it.
+                return i.code === "invalid_type" && i.input === undefined ? [i.path.slice(0, -1)] : [i.path];
+            })
+            .sort((a, b) => b.length - a.length || String(b[b.length - 1]).localeCompare(String(a[a.length - 1])));
+        if (paths.some((p) => p.length === 0)) return undefined;
+        for (const p of paths) deleteAt(copy, p);
+    }
+    return undefined;
+}
+
+/**
+ * Validates the raw config for `stack` and resolves stack-dependent defaults. Throws a ConfigError that
+ * lists every problem at once.
+ */
+export function loadConfig(raw: RawConfigMap, stack: string): StackConfig {
+    const problems: ConfigProblem[] = [];
+    const local = (LOCAL_STACKS as readonly string[]).includes(stack);
+
+    // Unknown top-level keys get a "did you mean" rather than zod's generic message.
+    for (const key of Object.keys(raw)) {
+        if (!TOP_LEVEL_KEYS.includes(key)) {
+            problems.push({
+                path: key,
+                message: `is not a known key (known: ${TOP_LEVEL_KEYS.join(", ")})`,
+                fix: `pulumi config rm ${PROJECT}:${key}`,
+            });
+        }
+    }
+    const known = Object.fromEntries(Object.entries(raw).filter(([k]) => TOP_LEVEL_KEYS.includes(k)));
+
+    const result = configSchema.safeParse(known);
+    if (!result.success) problems.push(...zodProblems(result.error.issues));
+    // With type errors present, the cross-field rules still run on a copy where each bad value falls back to
+    // its default (or its app is left out), so one run reports every problem.
+    const cfg = result.success ? result.data : repairedParse(known);
+    if (!cfg) throw new ConfigError(stack, problems);
+    const reported = new Set(problems.map((p) => p.path));
+    const add = (p: ConfigProblem) => {
+        if (!reported.has(p.path)) problems.push(p);
+        reported.add(p.path);
+    };
+
+    // --- host -------------------------------------------------------------------------------------------
+    if (!local) {
+        if (!cfg.host?.address) add({ path: "host.address", message: `is required on stack "${stack}" (only dev deploys locally)`, fix: fixFor("host.address") });
+        if (!cfg.host?.hostKey) add({ path: "host.hostKey", message: "is required: the VPS's host key is pinned, never trusted on first use", fix: fixFor("host.hostKey") });
+    }
+    if (!local && cfg.domain === "localhost") {
+        add({ path: "domain", message: `must be the public host name of stack "${stack}", not localhost`, fix: fixFor("domain") });
+    }
+    const domain = cfg.domain ?? "localhost";
+
+    // --- images -----------------------------------------------------------------------------------------
+    const images: [string, string][] = [
+        ["postgres.image", cfg.postgres.image],
+        ["redis.image", cfg.redis.image],
+        ["nginx.image", cfg.nginx.image],
+        ...cfg.apps.map((a, i) => [`apps[${i}].image`, a.image] as [string, string]),
+    ];
+    for (const [path, ref] of images) {
+        if (!IMAGE_RE.test(ref)) {
+            add({ path, message: `"${ref}" is not a valid image reference`, fix: fixFor(path) });
+        } else if (!local && !isPinnedImage(ref)) {
+            add({ path, message: `"${ref}" has no pinned tag or digest ("latest" and untagged images are refused outside dev)`, fix: fixFor(path) });
+        }
+    }
+
+    // --- resources --------------------------------------------------------------------------------------
+    if (sizeToMiB(cfg.postgres.sharedBuffers.replace(/B$/, "")) >= sizeToMiB(cfg.postgres.memory)) {
+        add({ path: "postgres.sharedBuffers", message: `(${cfg.postgres.sharedBuffers}) must be smaller than postgres.memory (${cfg.postgres.memory})`, fix: fixFor("postgres.sharedBuffers") });
+    }
+    if (sizeToMiB(cfg.redis.maxmemory) >= sizeToMiB(cfg.redis.memory)) {
+        add({ path: "redis.maxmemory", message: `(${cfg.redis.maxmemory}) must be smaller than redis.memory (${cfg.redis.memory}) so Redis evicts before the kernel kills it`, fix: fixFor("redis.maxmemory") });
+    }
+
+    // --- apps ---------------------------------------------------------------------------------------------
+    const names = new Map<string, number>();
+    const routes = new Map<string, string>();
+    const apps: AppConfig[] = cfg.apps.map((a, i) => {
+        const hosts = a.hosts ?? [domain];
+        if (RESERVED_APP_NAMES.includes(a.name)) {
+            add({ path: `apps[${i}].name`, message: `"${a.name}" is reserved for a service of the stack (${RESERVED_APP_NAMES.join(", ")})`, fix: fixFor(`apps[${i}].name`) });
+        }
+        if (names.has(a.name)) {
+            add({ path: `apps[${i}].name`, message: `"${a.name}" is already used by apps[${names.get(a.name)}]`, fix: fixFor(`apps[${i}].name`) });
+        } else names.set(a.name, i);
+        for (const key of routeKeys({ hosts, paths: a.paths })) {
+            const owner = routes.get(key);
+            if (owner !== undefined && owner !== a.name) {
+                add({ path: `apps[${i}].paths`, message: `route ${key} is already served by app "${owner}"`, fix: fixFor(`apps[${i}].paths[0]`) });
+            } else routes.set(key, a.name);
+        }
+        for (const name of Object.keys(a.env)) {
+            if (name in a.secrets || ["DATABASE_URL", "REDIS_URL"].includes(name)) {
+                add({ path: `apps[${i}].env.${name}`, message: "is a secret managed by vps-stack; it cannot also be a plain variable", fix: fixFor(`apps[${i}].env.${name}`, { unset: true }) });
+            }
+        }
+        for (const [name, spec] of Object.entries(a.secrets)) {
+            if (spec === "required" && !(name in cfg.secrets)) {
+                add({ path: `secrets.${name}`, message: `is required by app "${a.name}" and not set`, fix: `pulumi config set --secret --path 'secrets.${name}' <value>` });
+            }
+            if (spec === "generate" && name in cfg.secrets) {
+                add({ path: `secrets.${name}`, message: `is generated for app "${a.name}"; a provided value would be ignored`, fix: `pulumi config rm --path 'secrets.${name}'` });
+            }
+        }
+        if (a.registry && !("REGISTRY_PASSWORD" in cfg.secrets)) {
+            add({ path: "secrets.REGISTRY_PASSWORD", message: `is required by apps[${i}].registry`, fix: "pulumi config set --secret --path 'secrets.REGISTRY_PASSWORD' <token>" });
+        }
+        return { ...a, hosts };
+    });
+    // --- proxy and TLS ------------------------------------------------------------------------------------
+    if (cfg.nginx.mode === "host") {
+        add({ path: "nginx.mode", message: '"host" is not available yet; use "container"', fix: fixFor("nginx.mode") });
+    }
+    if (cfg.tls.mode !== "ca") {
+        add({ path: "tls.mode", message: `"${cfg.tls.mode}" is not available yet; use "ca"`, fix: fixFor("tls.mode") });
+    }
+    const httpPort = cfg.nginx.httpPort ?? (local ? 8080 : 80);
+    const httpsPort = cfg.nginx.httpsPort ?? (local ? 8443 : 443);
+    if (httpPort === httpsPort) {
+        add({ path: "nginx.httpsPort", message: `must differ from nginx.httpPort (${httpPort})`, fix: fixFor("nginx.httpsPort") });
+    }
+
+    // --- rotation -----------------------------------------------------------------------------------------
+    const generated = new Set(apps.flatMap((a) => Object.entries(a.secrets).filter(([, s]) => s === "generate").map(([n]) => n)));
+    for (const key of Object.keys(cfg.rotate)) {
+        if (key !== "postgres" && key !== "redis" && !generated.has(key)) {
+            add({ path: `rotate.${key}`, message: "names no generated secret (use postgres, redis or a secret marked generate)", fix: `pulumi config rm --path 'rotate.${key}'` });
+        }
+    }
+
+    if (problems.length > 0) throw new ConfigError(stack, problems);
+
+    return {
+        ...cfg,
+        stack,
+        project: PROJECT,
+        prefix: `${PROJECT}-${stack}`,
+        local,
+        domain,
+        host: local ? undefined : (cfg.host as StackConfig["host"]),
+        apps,
+        postgres: { ...cfg.postgres, protectVolume: cfg.postgres.protectVolume ?? stack === "prod" },
+        nginx: { ...cfg.nginx, httpPort, httpsPort },
+        backup: { ...cfg.backup, directory: cfg.backup.directory ?? `/var/backups/${PROJECT}/${stack}` },
+    };
+}

@@ -1,0 +1,134 @@
+// PostgreSQL on the stack's data network only: pinned image, named volume, password from a 0400 file,
+// extensions at first start, tuning on every start, pg_isready healthcheck, limits and log rotation.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { sizeToMiB } from "./config";
+import { baseContainerArgs, labels } from "./container-defaults";
+import { pullImage } from "./image";
+import { postgresCommand, postgresUrl, renderPasswordSql, renderPostgresInitSql } from "./render/services";
+import { VpsHost } from "./vps-host";
+
+export const POSTGRES_SERVICE_TYPE = "vps-stack:index:PostgresService";
+
+/** Network alias of the database on the data network. */
+export const POSTGRES_ALIAS = "postgres";
+export const POSTGRES_PORT = 5432;
+export const POSTGRES_PASSWORD_FILE = "/run/secrets/postgres-password";
+export const POSTGRES_INIT_FILE = "/docker-entrypoint-initdb.d/00-vps-stack-extensions.sql";
+
+export interface PostgresServiceArgs {
+    host: VpsHost;
+    /** `vps-stack-<stack>` */
+    prefix: string;
+    stack: string;
+    /** Name of the data network. */
+    network: pulumi.Input<string>;
+    password: pulumi.Input<string>;
+    /**
+     * Image, pinned by tag or digest.
+     * @default "postgres:16-alpine"
+     */
+    image: string;
+    /** @default "app" */
+    database: string;
+    /** @default "app" */
+    user: string;
+    /** @default ["uuid-ossp", "pgcrypto"] */
+    extensions: string[];
+    /** @default 200 */
+    maxConnections: number;
+    /** @default "256MB" */
+    sharedBuffers: string;
+    /** @default "1GB" */
+    effectiveCacheSize: string;
+    /** @default "2g" */
+    memory: string;
+    /** @default 2 */
+    cpus: number;
+    /** @default "256m" */
+    shmSize: string;
+    /** Refuse to delete the data volume (prod). */
+    protectVolume: boolean;
+}
+
+export class PostgresService extends pulumi.ComponentResource {
+    readonly containerName: string;
+    readonly volumeName: string;
+    readonly hostAlias = POSTGRES_ALIAS;
+    readonly port = POSTGRES_PORT;
+    readonly database: string;
+    readonly user: string;
+    readonly password: pulumi.Output<string>;
+    readonly connectionString: pulumi.Output<string>;
+    readonly container: docker.Container;
+
+    constructor(name: string, args: PostgresServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(POSTGRES_SERVICE_TYPE, name, {}, opts);
+        const provider = args.host.provider;
+        this.containerName = `${args.prefix}-postgres`;
+        this.volumeName = `${args.prefix}-postgres-data`;
+        this.database = args.database;
+        this.user = args.user;
+        this.password = pulumi.secret(pulumi.output(args.password));
+
+        const image = pullImage(`${name}-image`, { ref: args.image, trackTag: false }, { parent: this, provider });
+        const volume = new docker.Volume(
+            `${name}-data`,
+            { name: this.volumeName, labels: labels(args.stack, "postgres") },
+            // protect makes `pulumi destroy` stop before the data goes; see README "Destroying a stack".
+            { parent: this, provider, protect: args.protectVolume, retainOnDelete: args.protectVolume },
+        );
+
+        this.container = new docker.Container(
+            name,
+            {
+                name: this.containerName,
+                image: image.imageId,
+                ...baseContainerArgs(args.stack, "postgres", args),
+                command: postgresCommand(args),
+                envs: [`POSTGRES_DB=${args.database}`, `POSTGRES_USER=${args.user}`, `POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE}`],
+                uploads: [
+                    // Read by the entrypoint while it is still root, before it drops to the postgres user.
+                    { file: POSTGRES_PASSWORD_FILE, content: this.password, permissions: "0400" },
+                    // Read by the postgres user during the first initialisation.
+                    { file: POSTGRES_INIT_FILE, content: renderPostgresInitSql(args.extensions), permissions: "0444" },
+                ],
+                volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
+                networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],
+                shmSize: Math.round(sizeToMiB(args.shmSize)),
+                healthcheck: {
+                    tests: ["CMD-SHELL", `pg_isready -h 127.0.0.1 -p ${POSTGRES_PORT} -U ${args.user} -d ${args.database}`],
+                    interval: "10s",
+                    timeout: "5s",
+                    retries: 5,
+                    startPeriod: "30s",
+                },
+                waitTimeout: 180,
+                // Let PostgreSQL finish a clean shutdown checkpoint instead of being killed after 10s.
+                stopTimeout: 60,
+                stopSignal: "SIGINT",
+            },
+            // One server per data volume: the old container must be gone before the new one starts.
+            { parent: this, provider, deleteBeforeReplace: true },
+        );
+
+        // POSTGRES_PASSWORD only applies to an empty data directory; this keeps the role's password equal to
+        // the generated one after a rotation. The SQL goes on stdin, never in argv.
+        args.host.run(
+            `${name}-password`,
+            {
+                create: `docker exec -i ${this.containerName} psql -v ON_ERROR_STOP=1 -q -U ${args.user} -d ${args.database}`,
+                stdin: pulumi.secret(this.password.apply((p) => renderPasswordSql(args.user, p))),
+                triggers: [this.container.id],
+            },
+            { dependsOn: [this.container] },
+        );
+
+        this.connectionString = pulumi.secret(
+            this.password.apply((password) =>
+                postgresUrl({ user: args.user, password, host: POSTGRES_ALIAS, port: POSTGRES_PORT, database: args.database }),
+            ),
+        );
+        this.registerOutputs({ containerName: this.containerName, connectionString: this.connectionString });
+    }
+}

@@ -1,0 +1,86 @@
+// Redis on the stack's data network only. Password, persistence and memory policy live in a 0400 config
+// file, never on the command line; the healthcheck reads the password into REDISCLI_AUTH, not argv.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { baseContainerArgs, labels } from "./container-defaults";
+import { pullImage } from "./image";
+import { redisUrl, renderRedisConf } from "./render/services";
+import { VpsHost } from "./vps-host";
+
+export const REDIS_SERVICE_TYPE = "vps-stack:index:RedisService";
+
+export const REDIS_ALIAS = "redis";
+export const REDIS_PORT = 6379;
+export const REDIS_CONF_FILE = "/usr/local/etc/redis/redis.conf";
+
+export interface RedisServiceArgs {
+    host: VpsHost;
+    prefix: string;
+    stack: string;
+    network: pulumi.Input<string>;
+    password: pulumi.Input<string>;
+    /** @default "redis:7-alpine" */
+    image: string;
+    /** @default "256mb" */
+    maxmemory: string;
+    /** @default "allkeys-lru" */
+    maxmemoryPolicy: string;
+    /** @default true */
+    appendonly: boolean;
+    /** @default "everysec" */
+    appendfsync: string;
+    /** @default "512m" */
+    memory: string;
+    /** @default 1 */
+    cpus: number;
+}
+
+export class RedisService extends pulumi.ComponentResource {
+    readonly containerName: string;
+    readonly volumeName: string;
+    readonly hostAlias = REDIS_ALIAS;
+    readonly port = REDIS_PORT;
+    readonly url: pulumi.Output<string>;
+    readonly container: docker.Container;
+
+    constructor(name: string, args: RedisServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(REDIS_SERVICE_TYPE, name, {}, opts);
+        const provider = args.host.provider;
+        this.containerName = `${args.prefix}-redis`;
+        this.volumeName = `${args.prefix}-redis-data`;
+        const password = pulumi.secret(pulumi.output(args.password));
+
+        const image = pullImage(`${name}-image`, { ref: args.image, trackTag: false }, { parent: this, provider });
+        const volume = new docker.Volume(`${name}-data`, { name: this.volumeName, labels: labels(args.stack, "redis") }, { parent: this, provider });
+
+        const conf = pulumi.secret(password.apply((p) => renderRedisConf({ ...args, password: p })));
+        this.container = new docker.Container(
+            name,
+            {
+                name: this.containerName,
+                image: image.imageId,
+                ...baseContainerArgs(args.stack, "redis", args),
+                // The upload is root-owned 0400; hand it to the redis user, then let the image's entrypoint
+                // drop privileges as usual. Only a path is on the command line.
+                entrypoints: ["sh", "-c", `chown redis:redis ${REDIS_CONF_FILE} && exec docker-entrypoint.sh "$@"`, "redis-entrypoint"],
+                command: ["redis-server", REDIS_CONF_FILE],
+                uploads: [{ file: REDIS_CONF_FILE, content: conf, permissions: "0400" }],
+                volumes: [{ volumeName: volume.name, containerPath: "/data" }],
+                networksAdvanced: [{ name: args.network, aliases: [REDIS_ALIAS] }],
+                healthcheck: {
+                    tests: ["CMD-SHELL", `REDISCLI_AUTH="$(sed -n 's/^requirepass //p' ${REDIS_CONF_FILE})" redis-cli -p ${REDIS_PORT} ping | grep -q PONG`],
+                    interval: "10s",
+                    timeout: "5s",
+                    retries: 5,
+                    startPeriod: "10s",
+                },
+                waitTimeout: 120,
+            },
+            // One server per AOF directory.
+            { parent: this, provider, deleteBeforeReplace: true },
+        );
+
+        this.url = pulumi.secret(password.apply((p) => redisUrl({ password: p, host: REDIS_ALIAS, port: REDIS_PORT })));
+        this.registerOutputs({ containerName: this.containerName, url: this.url });
+    }
+}

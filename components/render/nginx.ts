@@ -1,0 +1,230 @@
+// Renders the proxy's nginx.conf from plain values. Pure and synchronous: tested with snapshots, targeted
+// assertions and a real `nginx -t`; no Pulumi types here.
+
+export interface NginxApp {
+    /** App name; the upstream is called `app_<name>`. */
+    name: string;
+    /** `host:port` of every replica, resolved by Docker's DNS on the edge network. */
+    servers: string[];
+    hosts: string[];
+    /** Path prefixes, "/" or "/api" style. */
+    paths: string[];
+    /** Where the app answers its health check, e.g. /health or /api/health. */
+    healthPath: string;
+}
+
+export interface NginxSite {
+    apps: NginxApp[];
+    /** Public HTTPS port, used in the HTTP→HTTPS redirect when it is not 443. */
+    httpsPort: number;
+    clientMaxBodySize: string;
+    rateLimit: { enabled: boolean; rate: string; burst: number };
+    timeouts: { connect: string; send: string; read: string };
+    hsts: { maxAge: number; includeSubDomains: boolean; preload: boolean };
+    /** Idle keepalive connections per upstream (0 disables). */
+    keepalive: number;
+    certificatePath: string;
+    keyPath: string;
+    /** Where nginx writes its pid and logs; the defaults are the official image's. */
+    runtime?: { pid?: string; errorLog?: string; accessLog?: string; mimeTypes?: string };
+}
+
+/** Path of the proxy's own liveness endpoint, served on port 80 to 127.0.0.1 only. */
+export const NGINX_HEALTH_PATH = "/__vps-stack/nginx-health";
+
+/** One `server` block per host name: which app serves each path, and which one answers /health. */
+export interface HostRoutes {
+    host: string;
+    /** Longest prefix first, so nginx's choice and ours agree when reading the file. */
+    locations: { path: string; app: string }[];
+    /** The app whose health endpoint is published at /health on this host. */
+    healthApp: NginxApp;
+}
+
+export function hostRoutes(apps: NginxApp[]): HostRoutes[] {
+    const hosts = [...new Set(apps.flatMap((a) => a.hosts))];
+    return hosts.map((host) => {
+        const onHost = apps.filter((a) => a.hosts.includes(host));
+        const locations = onHost
+            .flatMap((a) => a.paths.map((path) => ({ path: normalizePrefix(path), app: a.name })))
+            .sort((x, y) => y.path.length - x.path.length || x.path.localeCompare(y.path));
+        const healthApp = onHost.find((a) => a.paths.some((p) => normalizePrefix(p) === "/")) ?? onHost[0];
+        return { host, locations, healthApp };
+    });
+}
+
+function normalizePrefix(path: string): string {
+    return path === "/" ? "/" : path.replace(/\/+$/, "");
+}
+
+function indent(lines: string[], depth: number): string[] {
+    const pad = "    ".repeat(depth);
+    return lines.map((l) => (l === "" ? "" : pad + l));
+}
+
+function proxyHeaders(): string[] {
+    return [
+        "proxy_http_version 1.1;",
+        "proxy_set_header Host              $host;",
+        "proxy_set_header X-Real-IP         $remote_addr;",
+        "proxy_set_header X-Forwarded-For   $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Forwarded-Host  $host;",
+        // Empty Connection keeps upstream keepalive; websocket upgrades still pass.
+        "proxy_set_header Upgrade           $http_upgrade;",
+        "proxy_set_header Connection        $connection_upgrade;",
+    ];
+}
+
+function appLocation(site: NginxSite, path: string, app: string): string[] {
+    const body = [
+        ...(site.rateLimit.enabled ? [`limit_req zone=perip burst=${site.rateLimit.burst} nodelay;`] : []),
+        `proxy_pass http://app_${app};`,
+        ...proxyHeaders(),
+    ];
+    const block = (match: string) => [`location ${match} {`, ...indent(body, 1), "}"];
+    // "/api" must match /api and /api/..., never /apix.
+    return path === "/" ? block("/") : [...block(`= ${path}`), ...block(`${path}/`)];
+}
+
+function hstsValue(h: NginxSite["hsts"]): string {
+    return [`max-age=${h.maxAge}`, ...(h.includeSubDomains ? ["includeSubDomains"] : []), ...(h.preload ? ["preload"] : [])].join("; ");
+}
+
+export function renderNginxConf(site: NginxSite): string {
+    if (site.apps.length === 0) throw new Error("renderNginxConf: at least one app is required");
+    const rt = {
+        pid: "/var/run/nginx.pid",
+        errorLog: "/var/log/nginx/error.log",
+        accessLog: "/var/log/nginx/access.log",
+        mimeTypes: "/etc/nginx/mime.types",
+        ...site.runtime,
+    };
+    const redirectTarget = site.httpsPort === 443 ? "https://$host$request_uri" : `https://$host:${site.httpsPort}$request_uri`;
+
+    const upstreams = site.apps.flatMap((a) => [
+        `upstream app_${a.name} {`,
+        ...indent(a.servers.map((s) => `server ${s} max_fails=3 fail_timeout=10s;`), 1),
+        ...indent(site.keepalive > 0 ? [`keepalive ${site.keepalive};`, "keepalive_timeout 60s;"] : [], 1),
+        "}",
+        "",
+    ]);
+
+    const tls = [
+        `ssl_certificate     ${site.certificatePath};`,
+        `ssl_certificate_key ${site.keyPath};`,
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+        "ssl_prefer_server_ciphers off;",
+        "ssl_session_cache shared:TLS:10m;",
+        "ssl_session_timeout 1d;",
+        "ssl_session_tickets off;",
+    ];
+
+    const headers = [
+        `add_header Strict-Transport-Security "${hstsValue(site.hsts)}" always;`,
+        'add_header X-Content-Type-Options "nosniff" always;',
+        'add_header X-Frame-Options "SAMEORIGIN" always;',
+        'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
+        'add_header Permissions-Policy "camera=(), microphone=(), geolocation=()" always;',
+    ];
+
+    const servers = hostRoutes(site.apps).flatMap((r) => [
+        "server {",
+        ...indent(
+            [
+                "listen 443 ssl http2;",
+                `server_name ${r.host};`,
+                "",
+                ...tls,
+                "",
+                ...headers,
+                "",
+                "location = /health {",
+                ...indent([`proxy_pass http://app_${r.healthApp.name}${r.healthApp.healthPath};`, ...proxyHeaders(), "access_log off;"], 1),
+                "}",
+                "",
+                ...r.locations.flatMap((l) => appLocation(site, l.path, l.app)),
+            ],
+            1,
+        ),
+        "}",
+        "",
+    ]);
+
+    const lines = [
+        "# Rendered by vps-stack; changes here are overwritten on the next `pulumi up`.",
+        "worker_processes auto;",
+        `pid ${rt.pid};`,
+        `error_log ${rt.errorLog} warn;`,
+        "",
+        "events {",
+        "    worker_connections 1024;",
+        "}",
+        "",
+        "http {",
+        ...indent(
+            [
+                `include ${rt.mimeTypes};`,
+                "default_type application/octet-stream;",
+                "server_tokens off;",
+                "sendfile on;",
+                "tcp_nopush on;",
+                "keepalive_timeout 65s;",
+                "",
+                `log_format main '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time uct=$upstream_connect_time urt=$upstream_response_time';`,
+                `access_log ${rt.accessLog} main;`,
+                "",
+                `client_max_body_size ${site.clientMaxBodySize};`,
+                `proxy_connect_timeout ${site.timeouts.connect};`,
+                `proxy_send_timeout ${site.timeouts.send};`,
+                `proxy_read_timeout ${site.timeouts.read};`,
+                "",
+                "gzip on;",
+                "gzip_vary on;",
+                "gzip_proxied any;",
+                "gzip_min_length 1024;",
+                "gzip_types text/plain text/css application/json application/javascript text/xml application/xml image/svg+xml;",
+                "",
+                ...(site.rateLimit.enabled
+                    ? [`limit_req_zone $binary_remote_addr zone=perip:10m rate=${site.rateLimit.rate};`, "limit_req_status 429;", ""]
+                    : []),
+                "map $http_upgrade $connection_upgrade {",
+                "    default upgrade;",
+                "    ''      '';",
+                "}",
+                "",
+                ...upstreams,
+                "server {",
+                "    listen 80 default_server;",
+                "    server_name _;",
+                "",
+                `    location = ${NGINX_HEALTH_PATH} {`,
+                "        access_log off;",
+                "        allow 127.0.0.1;",
+                "        deny all;",
+                '        return 200 "ok\\n";',
+                "    }",
+                "",
+                "    location / {",
+                `        return 301 ${redirectTarget};`,
+                "    }",
+                "}",
+                "",
+                "# Unknown host names get no certificate at all rather than the wrong one.",
+                "server {",
+                "    listen 443 ssl http2 default_server;",
+                "    server_name _;",
+                "    ssl_reject_handshake on;",
+                "}",
+                "",
+                ...servers,
+            ],
+            1,
+        ),
+        "}",
+        "",
+    ];
+    // Collapse the blank lines left by empty optional sections, and the one before a closing brace.
+    return lines.join("\n").replace(/\n{3,}/g, "\n\n").replace(/\n\n(\s*\})/g, "\n$1");
+}

@@ -1,0 +1,107 @@
+// Pure renderers for the data services and the SSH transport: redis.conf, PostgreSQL init SQL and server
+// arguments, connection strings, known_hosts and ssh options. No Pulumi types.
+
+export interface RedisSettings {
+    password: string;
+    maxmemory: string;
+    maxmemoryPolicy: string;
+    appendonly: boolean;
+    appendfsync: string;
+}
+
+/** redis.conf with the password inside, so it never shows in argv or `docker inspect`. */
+export function renderRedisConf(s: RedisSettings): string {
+    if (!/^[A-Za-z0-9_\-.]+$/.test(s.password)) {
+        // A quote or space would silently change the meaning of the line.
+        throw new Error("renderRedisConf: the password must be alphanumeric (generated passwords are)");
+    }
+    return [
+        "# Rendered by vps-stack.",
+        "bind 0.0.0.0",
+        "port 6379",
+        "protected-mode yes",
+        `requirepass ${s.password}`,
+        "dir /data",
+        `appendonly ${s.appendonly ? "yes" : "no"}`,
+        `appendfsync ${s.appendfsync}`,
+        // RDB snapshots as well as the AOF (seed 004: "RDB + AOF").
+        "save 900 1 300 10 60 10000",
+        `maxmemory ${s.maxmemory}`,
+        `maxmemory-policy ${s.maxmemoryPolicy}`,
+        "tcp-keepalive 60",
+        "",
+    ].join("\n");
+}
+
+/** SQL run once, at the first start of an empty data directory. */
+export function renderPostgresInitSql(extensions: string[]): string {
+    return [
+        "-- Rendered by vps-stack: runs once, when the data directory is first initialised.",
+        ...extensions.map((e) => `CREATE EXTENSION IF NOT EXISTS "${e.replace(/"/g, "")}";`),
+        "",
+    ].join("\n");
+}
+
+export interface PostgresTuning {
+    maxConnections: number;
+    sharedBuffers: string;
+    effectiveCacheSize: string;
+}
+
+/** Server arguments; passed on every start, so a change takes effect on the next `pulumi up`. */
+export function postgresCommand(t: PostgresTuning): string[] {
+    return [
+        "postgres",
+        "-c", `max_connections=${t.maxConnections}`,
+        "-c", `shared_buffers=${t.sharedBuffers}`,
+        "-c", `effective_cache_size=${t.effectiveCacheSize}`,
+        "-c", "password_encryption=scram-sha-256",
+    ];
+}
+
+export function postgresUrl(p: { user: string; password: string; host: string; port: number; database: string }): string {
+    return `postgresql://${encodeURIComponent(p.user)}:${encodeURIComponent(p.password)}@${p.host}:${p.port}/${encodeURIComponent(p.database)}`;
+}
+
+export function redisUrl(p: { password: string; host: string; port: number }): string {
+    return `redis://default:${encodeURIComponent(p.password)}@${p.host}:${p.port}/0`;
+}
+
+/** SQL that sets the role's password; sent on stdin so it never appears in argv. */
+export function renderPasswordSql(user: string, password: string): string {
+    return `ALTER ROLE "${user.replace(/"/g, "")}" WITH PASSWORD '${password.replace(/'/g, "''")}';\n`;
+}
+
+/** One known_hosts line for the pinned key; ssh writes non-22 ports as [host]:port. */
+export function knownHostsLine(address: string, port: number, hostKey: string): string {
+    const name = port === 22 ? address : `[${address}]:${port}`;
+    return `${name} ${hostKey.trim()}\n`;
+}
+
+export interface SshOptionsArgs {
+    knownHostsFile: string;
+    controlDir: string;
+    controlPersist: string;
+    privateKeyPath?: string;
+}
+
+/**
+ * Options for every ssh the Docker provider starts. The host key is checked against the pinned file only;
+ * one master connection is shared because the provider opens many and sshd's MaxStartups drops bursts.
+ */
+export function sshOptions(a: SshOptionsArgs): string[] {
+    const opts = [
+        "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", `UserKnownHostsFile=${a.knownHostsFile}`,
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "ControlMaster=auto",
+        // %C is a hash of host, port and user: short enough for the 108-byte socket path limit.
+        "-o", `ControlPath=${a.controlDir}/%C`,
+        "-o", `ControlPersist=${a.controlPersist}`,
+        "-o", "ServerAliveInterval=15",
+        "-o", "ConnectTimeout=20",
+    ];
+    if (a.privateKeyPath) opts.push("-o", "IdentitiesOnly=yes", "-i", a.privateKeyPath);
+    return opts;
+}

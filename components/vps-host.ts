@@ -1,0 +1,116 @@
+// The machine a stack runs on: a Docker provider (over SSH with a pinned host key, or the local engine on
+// dev) and a way to run shell commands there (remote over the same SSH, or local).
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { knownHostsLine, sshOptions } from "./render/services";
+
+export const VPS_HOST_TYPE = "vps-stack:index:VpsHost";
+
+export interface VpsHostArgs {
+    /** SSH target; undefined means the local Docker engine (dev). */
+    ssh?: {
+        address: string;
+        port: number;
+        user: string;
+        /** "<type> <base64>", pinned. */
+        hostKey: string;
+        /** Private key file; when unset the SSH agent is used. */
+        privateKeyPath?: string;
+        /** @default "10m" */
+        controlPersist: string;
+    };
+    /** Credentials for private registries, passed to the Docker provider. */
+    registryAuth?: { address: string; username: string; password: pulumi.Input<string> }[];
+    /**
+     * Where the known_hosts file and the SSH control sockets live on the deploying machine.
+     * @default ~/.cache/vps-stack/<stack>
+     */
+    stateDir?: string;
+}
+
+export interface HostCommandArgs {
+    create: pulumi.Input<string>;
+    delete?: pulumi.Input<string>;
+    stdin?: pulumi.Input<string>;
+    triggers?: pulumi.Input<any[]>;
+}
+
+function expandHome(p: string): string {
+    return p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
+}
+
+export class VpsHost extends pulumi.ComponentResource {
+    readonly provider: docker.Provider;
+    /** `ssh://user@address:port`, or undefined on the local engine. */
+    readonly dockerHost?: string;
+    readonly sshOptions: string[];
+    private readonly connection?: command.types.input.remote.ConnectionArgs;
+
+    constructor(name: string, args: VpsHostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(VPS_HOST_TYPE, name, {}, opts);
+        const ssh = args.ssh;
+        this.sshOptions = [];
+
+        if (ssh) {
+            const stateDir = expandHome(args.stateDir ?? path.join(os.homedir(), ".cache", "vps-stack", name));
+            const knownHostsFile = path.join(stateDir, "known_hosts");
+            const controlDir = path.join(stateDir, "ssh");
+            // ssh needs the file before the provider's first dial, which happens during this very run.
+            fs.mkdirSync(controlDir, { recursive: true, mode: 0o700 });
+            fs.writeFileSync(knownHostsFile, knownHostsLine(ssh.address, ssh.port, ssh.hostKey), { mode: 0o600 });
+
+            this.dockerHost = `ssh://${ssh.user}@${ssh.address}:${ssh.port}`;
+            this.sshOptions = sshOptions({
+                knownHostsFile,
+                controlDir,
+                controlPersist: ssh.controlPersist,
+                privateKeyPath: ssh.privateKeyPath ? expandHome(ssh.privateKeyPath) : undefined,
+            });
+            this.connection = {
+                host: ssh.address,
+                port: ssh.port,
+                user: ssh.user,
+                hostKey: ssh.hostKey,
+                ...(ssh.privateKeyPath
+                    ? { privateKey: pulumi.secret(readKey(expandHome(ssh.privateKeyPath))) }
+                    : { agentSocketPath: process.env.SSH_AUTH_SOCK }),
+                dialErrorLimit: 10,
+                perDialTimeout: 20,
+            };
+        }
+
+        this.provider = new docker.Provider(
+            `${name}-docker`,
+            {
+                host: this.dockerHost,
+                sshOpts: ssh ? this.sshOptions : undefined,
+                registryAuth: args.registryAuth,
+            },
+            { parent: this },
+        );
+        this.registerOutputs({ dockerHost: this.dockerHost });
+    }
+
+    /** Runs a shell command on the host: over SSH on a VPS, locally on dev. */
+    run(name: string, args: HostCommandArgs, opts?: pulumi.CustomResourceOptions): command.local.Command | command.remote.Command {
+        const common = { create: args.create, delete: args.delete, stdin: args.stdin, triggers: args.triggers, logging: "stdoutAndStderr" as const };
+        if (this.connection) {
+            return new command.remote.Command(name, { ...common, connection: this.connection }, { parent: this, ...opts });
+        }
+        return new command.local.Command(name, { ...common, interpreter: ["/bin/sh", "-c"] }, { parent: this, ...opts });
+    }
+}
+
+function readKey(file: string): string {
+    try {
+        return fs.readFileSync(file, "utf8");
+    } catch (e) {
+        throw new pulumi.RunError(
+            `vps-stack:host.privateKeyPath: cannot read ${file} (${(e as Error).message}); fix: pulumi config set --path 'host.privateKeyPath' ~/.ssh/id_ed25519`,
+        );
+    }
+}

@@ -1,0 +1,167 @@
+// The whole stack on one host: networks, secrets, certificates, PostgreSQL, Redis, the apps and the proxy,
+// wired from a validated StackConfig. index.ts only loads the config, builds this and exports outputs.
+import * as pulumi from "@pulumi/pulumi";
+import { ApiService } from "./api-service";
+import { StackConfig } from "./config";
+import { NginxProxy } from "./nginx-proxy";
+import { PostgresService } from "./postgres-service";
+import { RedisService } from "./redis-service";
+import { hostRoutes } from "./render/nginx";
+import { StackCertificates } from "./stack-certificates";
+import { StackNetworks } from "./stack-networks";
+import { StackSecrets } from "./stack-secrets";
+import { VpsHost } from "./vps-host";
+
+export const VPS_STACK_TYPE = "vps-stack:index:VpsStack";
+
+export interface VpsStackOptions extends pulumi.ComponentResourceOptions {
+    /** Where known_hosts and SSH control sockets go (tests point it at a temporary directory). */
+    stateDir?: string;
+}
+
+/** Public URL and health URL of each app; pure, exported for tests. */
+export function appUrls(cfg: Pick<StackConfig, "apps" | "nginx">): Record<string, { url: string; healthUrl: string }> {
+    const port = cfg.nginx.httpsPort === 443 ? "" : `:${cfg.nginx.httpsPort}`;
+    const routes = hostRoutes(cfg.apps.map((a) => ({ ...a, servers: [] })));
+    return Object.fromEntries(
+        cfg.apps.map((a) => {
+            const host = a.hosts[0];
+            const base = `https://${host}${port}`;
+            const ownsHealth = routes.find((r) => r.host === host)?.healthApp.name === a.name;
+            return [a.name, { url: `${base}${a.paths[0]}`, healthUrl: ownsHealth ? `${base}/health` : `${base}${a.healthPath}` }];
+        }),
+    );
+}
+
+export class VpsStack extends pulumi.ComponentResource {
+    readonly host: VpsHost;
+    readonly networks: StackNetworks;
+    readonly secrets: StackSecrets;
+    readonly certificates: StackCertificates;
+    readonly postgres: PostgresService;
+    readonly redis: RedisService;
+    readonly apps: Record<string, ApiService>;
+    readonly proxy: NginxProxy;
+    readonly urls: Record<string, { url: string; healthUrl: string }>;
+
+    constructor(name: string, cfg: StackConfig, opts: VpsStackOptions = {}) {
+        super(VPS_STACK_TYPE, name, {}, opts);
+        const child = { parent: this };
+        const { prefix, stack } = cfg;
+
+        const registries = [...new Map(cfg.apps.filter((a) => a.registry).map((a) => [a.registry!.server, a.registry!])).values()];
+        this.host = new VpsHost(
+            `${name}-host`,
+            {
+                ssh: cfg.host && {
+                    address: cfg.host.address,
+                    port: cfg.host.port,
+                    user: cfg.host.user,
+                    hostKey: cfg.host.hostKey,
+                    privateKeyPath: cfg.host.privateKeyPath,
+                    controlPersist: cfg.host.controlPersist,
+                },
+                registryAuth: registries.map((r) => ({ address: r.server, username: r.username, password: pulumi.secret(cfg.secrets.REGISTRY_PASSWORD) })),
+                stateDir: opts.stateDir,
+            },
+            child,
+        );
+        const host = this.host;
+
+        this.networks = new StackNetworks(`${name}-networks`, { host, prefix, stack }, child);
+
+        this.secrets = new StackSecrets(
+            `${name}-secrets`,
+            {
+                postgresPasswordLength: cfg.postgres.passwordLength,
+                redisPasswordLength: cfg.redis.passwordLength,
+                generated: cfg.apps.flatMap((a) => Object.entries(a.secrets).filter(([, s]) => s === "generate").map(([n]) => n)),
+                rotate: cfg.rotate,
+            },
+            child,
+        );
+
+        const dnsNames = [...new Set([cfg.domain, ...cfg.apps.flatMap((a) => a.hosts), ...(cfg.local ? ["localhost"] : [])])];
+        this.certificates = new StackCertificates(
+            `${name}-tls`,
+            {
+                dnsNames,
+                ipAddresses: cfg.local ? ["127.0.0.1"] : [],
+                organization: cfg.tls.organization,
+                validityDays: cfg.tls.validityDays,
+                caValidityDays: cfg.tls.caValidityDays,
+                stack,
+            },
+            child,
+        );
+
+        this.postgres = new PostgresService(
+            `${name}-postgres`,
+            { host, prefix, stack, network: this.networks.data.name, password: this.secrets.postgresPassword, ...cfg.postgres },
+            child,
+        );
+        this.redis = new RedisService(
+            `${name}-redis`,
+            { host, prefix, stack, network: this.networks.data.name, password: this.secrets.redisPassword, ...cfg.redis },
+            child,
+        );
+
+        this.apps = Object.fromEntries(
+            cfg.apps.map((app) => {
+                const secrets: Record<string, pulumi.Input<string>> = {};
+                if (app.database) secrets.DATABASE_URL = this.postgres.connectionString;
+                if (app.redis) secrets.REDIS_URL = this.redis.url;
+                for (const [n, spec] of Object.entries(app.secrets)) {
+                    secrets[n] = spec === "generate" ? this.secrets.generated[n] : pulumi.secret(cfg.secrets[n]);
+                }
+                const service = new ApiService(
+                    `${name}-app-${app.name}`,
+                    {
+                        ...app,
+                        host,
+                        prefix,
+                        stack,
+                        secrets,
+                        edgeNetwork: this.networks.edge.name,
+                        dataNetwork: app.database || app.redis ? this.networks.data.name : undefined,
+                    },
+                    // Apps start after the data services are healthy.
+                    { parent: this, dependsOn: [this.postgres, this.redis] },
+                );
+                return [app.name, service];
+            }),
+        );
+
+        this.proxy = new NginxProxy(
+            `${name}-nginx`,
+            {
+                host,
+                prefix,
+                stack,
+                image: cfg.nginx.image,
+                site: {
+                    apps: cfg.apps.map((a) => ({ name: a.name, servers: [`${a.name}:${a.port}`], hosts: a.hosts, paths: a.paths, healthPath: a.healthPath })),
+                    httpsPort: cfg.nginx.httpsPort,
+                    clientMaxBodySize: cfg.nginx.clientMaxBodySize,
+                    rateLimit: cfg.nginx.rateLimit,
+                    timeouts: cfg.nginx.timeouts,
+                    hsts: cfg.nginx.hsts,
+                    keepalive: cfg.nginx.keepalive,
+                },
+                httpPort: cfg.nginx.httpPort,
+                httpsPort: cfg.nginx.httpsPort,
+                bindAddress: cfg.local ? "127.0.0.1" : "0.0.0.0",
+                certificatePem: this.certificates.certPem,
+                keyPem: this.certificates.keyPem,
+                edgeNetwork: this.networks.edge.name,
+                upstreams: Object.values(this.apps).flatMap((a) => a.containers),
+                memory: cfg.nginx.memory,
+                cpus: cfg.nginx.cpus,
+            },
+            child,
+        );
+
+        this.urls = appUrls(cfg);
+        this.registerOutputs({ urls: this.urls });
+    }
+}

@@ -1,0 +1,40 @@
+// vps-stack: load and validate the stack's config, build the stack, export its outputs. Logic lives in
+// components/.
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, loadConfig, rawConfigFromPulumi } from "./components/config";
+import { VpsStack } from "./components/vps-stack";
+
+function loadStackConfig() {
+    try {
+        return loadConfig(rawConfigFromPulumi(pulumi.runtime.allConfig()), pulumi.getStack());
+    } catch (e) {
+        // RunError prints the message alone, without a stack trace: it is the whole story.
+        if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
+        throw e;
+    }
+}
+
+const cfg = loadStackConfig();
+const stack = new VpsStack("vps-stack", cfg, { stateDir: process.env.VPS_STACK_STATE_DIR });
+
+export const urls = Object.fromEntries(Object.entries(stack.urls).map(([app, u]) => [app, u.url]));
+export const healthUrls = Object.fromEntries(Object.entries(stack.urls).map(([app, u]) => [app, u.healthUrl]));
+export const caCertificate = stack.certificates.caCertPem;
+export const dockerHost = stack.host.dockerHost ?? "local";
+export const networks = { edge: stack.networks.edge.name, data: stack.networks.data.name };
+export const containers = {
+    postgres: stack.postgres.containerName,
+    redis: stack.redis.containerName,
+    nginx: stack.proxy.containerName,
+    apps: Object.fromEntries(Object.entries(stack.apps).map(([app, s]) => [app, s.containerNames])),
+};
+export const volumes = { postgres: stack.postgres.volumeName, redis: stack.redis.volumeName };
+export const postgres = {
+    host: stack.postgres.hostAlias,
+    port: stack.postgres.port,
+    database: stack.postgres.database,
+    user: stack.postgres.user,
+    password: stack.postgres.password,
+};
+export const postgresConnectionString = stack.postgres.connectionString;
+export const redisUrl = stack.redis.url;

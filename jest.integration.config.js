@@ -1,0 +1,9 @@
+// Integration tests: real tools (nginx -t, ...) against rendered artifacts. See README "Testing".
+/** @type {import('jest').Config} */
+module.exports = {
+    testEnvironment: "node",
+    roots: ["<rootDir>/test/integration"],
+    testMatch: ["**/*.test.ts"],
+    transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] },
+    testTimeout: 120000,
+};

@@ -1,0 +1,439 @@
+// Component tests under Pulumi mocks: every child resource and the inputs that matter (names, networks,
+// healthchecks, uploads and their modes, limits, log options, ports, replacement behaviour).
+import * as pulumi from "@pulumi/pulumi";
+import { loadConfig, StackConfig } from "../components/config";
+import { LOG_OPTS } from "../components/container-defaults";
+import { POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE } from "../components/postgres-service";
+import { REDIS_CONF_FILE } from "../components/redis-service";
+import { NGINX_CERT_FILE, NGINX_CONF_FILE, NGINX_KEY_FILE } from "../components/nginx-proxy";
+import { appUrls, VpsStack } from "../components/vps-stack";
+import {
+    byName,
+    CONTAINER,
+    DOCKER_PROVIDER,
+    generatedSecrets,
+    isWrappedSecret,
+    LOCAL_COMMAND,
+    NETWORK,
+    ofType,
+    RANDOM_PASSWORD,
+    recorded,
+    REMOTE_COMMAND,
+    REMOTE_IMAGE,
+    resetRecorded,
+    settled,
+    setupMocks,
+    tempStateDir,
+    VOLUME,
+} from "./mocks";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
+
+/** Raw props as the program passed them (Outputs intact), to check which are secret. */
+const rawProps = new Map<string, { type: string; props: any; opts: pulumi.ResourceOptions }>();
+const capture: pulumi.ResourceTransformation = (a) => {
+    rawProps.set(a.name, { type: a.type, props: a.props, opts: a.opts });
+    return undefined;
+};
+
+function preprodConfig(extra: (c: any) => void = () => {}): StackConfig {
+    const raw: any = {
+        host: { address: "203.0.113.10", port: 2222, hostKey: KEY, privateKeyPath: "/dev/null" },
+        domain: "app.example.com",
+        apps: [
+            { name: "api", image: "ghcr.io/acme/api:1.4.2", port: 3001, paths: ["/api"], healthPath: "/api/health", replicas: 2, secrets: { JWT_SECRET: "generate", WHATSAPP_API_KEY: "required" } },
+            { name: "web", image: "ghcr.io/acme/web:2.0.0", port: 3000, database: false, redis: false, secrets: {}, healthPath: "/" },
+        ],
+        secrets: { WHATSAPP_API_KEY: "provided-whatsapp-key" },
+    };
+    extra(raw);
+    return loadConfig(raw, "preprod");
+}
+
+async function build(cfg: StackConfig): Promise<VpsStack> {
+    setupMocks(cfg.stack);
+    const stack = new VpsStack("vps-stack", cfg, { stateDir: tempStateDir(), transformations: [capture] });
+    await settled();
+    return stack;
+}
+
+function container(name: string) {
+    const c = ofType(CONTAINER).find((r) => r.inputs.name === name);
+    if (!c) throw new Error(`no container ${name}; have ${ofType(CONTAINER).map((r) => r.inputs.name).join(", ")}`);
+    return c.inputs;
+}
+
+function upload(inputs: any, file: string) {
+    const u = (inputs.uploads ?? []).find((x: any) => x.file === file);
+    if (!u) throw new Error(`no upload ${file}`);
+    return u;
+}
+
+async function uploadIsSecret(resourceName: string, file: string): Promise<boolean> {
+    const props = rawProps.get(resourceName)!.props;
+    const uploads = await new Promise<any[]>((resolve) => pulumi.output(props.uploads).apply(resolve));
+    const idx = uploads.findIndex((u) => u.file === file);
+    const raw = props.uploads[idx];
+    return pulumi.isSecret(pulumi.output(raw.content));
+}
+
+beforeEach(() => {
+    resetRecorded();
+    rawProps.clear();
+});
+
+describe("VpsHost", () => {
+    it("reaches Docker over SSH with a pinned host key, batch mode and a shared master connection", async () => {
+        await build(preprodConfig());
+        const [provider] = ofType(DOCKER_PROVIDER);
+        expect(provider.inputs.host).toBe("ssh://deploy@203.0.113.10:2222");
+        const opts: string[] = provider.inputs.sshOpts;
+        const joined = opts.join(" ");
+        expect(joined).toContain("BatchMode=yes");
+        expect(joined).toContain("StrictHostKeyChecking=yes");
+        expect(joined).toMatch(/UserKnownHostsFile=\S+known_hosts/);
+        expect(joined).toContain("ControlMaster=auto");
+        expect(joined).toMatch(/ControlPath=\S+\/%C/);
+        expect(joined).toContain("ControlPersist=10m");
+        expect(joined).not.toMatch(/StrictHostKeyChecking=(no|accept-new)/);
+    });
+
+    it("writes the pinned key to the known_hosts file ssh is told to use", async () => {
+        await build(preprodConfig());
+        const opts: string[] = ofType(DOCKER_PROVIDER)[0].inputs.sshOpts;
+        const file = opts.find((o) => o.startsWith("UserKnownHostsFile="))!.split("=")[1];
+        const fs = await import("fs");
+        expect(fs.readFileSync(file, "utf8")).toBe(`[203.0.113.10]:2222 ${KEY}\n`);
+    });
+
+    it("runs host commands over SSH with the host key set", async () => {
+        await build(preprodConfig());
+        const cmds = ofType(REMOTE_COMMAND);
+        expect(cmds.length).toBeGreaterThan(0);
+        expect(ofType(LOCAL_COMMAND)).toHaveLength(0);
+        for (const c of cmds) {
+            expect(c.inputs.connection).toMatchObject({ host: "203.0.113.10", port: 2222, user: "deploy", hostKey: KEY });
+            // The connection carries the private key: the whole of it is stored as a secret.
+            expect(isWrappedSecret(c.raw.connection)).toBe(true);
+        }
+    });
+
+    it("uses the local engine and local commands on dev", async () => {
+        await build(loadConfig({ apps: [{ name: "api", image: "demo:1" }] }, "dev"));
+        const [provider] = ofType(DOCKER_PROVIDER);
+        expect(provider.inputs.host).toBeUndefined();
+        expect(provider.inputs.sshOpts).toBeUndefined();
+        expect(ofType(REMOTE_COMMAND)).toHaveLength(0);
+        expect(ofType(LOCAL_COMMAND).length).toBeGreaterThan(0);
+    });
+
+    it("passes private registry credentials to the provider as a secret", async () => {
+        await build(
+            preprodConfig((c) => {
+                c.apps[0].registry = { server: "ghcr.io", username: "bot" };
+                c.secrets.REGISTRY_PASSWORD = "registry-token";
+            }),
+        );
+        const [provider] = ofType(DOCKER_PROVIDER);
+        expect(isWrappedSecret(provider.raw.registryAuth)).toBe(true);
+        expect(provider.inputs.registryAuth).toEqual([expect.objectContaining({ address: "ghcr.io", username: "bot", password: "registry-token" })]);
+    });
+});
+
+describe("StackNetworks", () => {
+    it("creates an edge network and an internal data network named after the stack", async () => {
+        await build(preprodConfig());
+        const nets = ofType(NETWORK).map((n) => n.inputs);
+        expect(nets).toEqual(
+            expect.arrayContaining([
+                expect.objectContaining({ name: "vps-stack-preprod-edge" }),
+                expect.objectContaining({ name: "vps-stack-preprod-data", internal: true }),
+            ]),
+        );
+        expect(nets.find((n) => n.name.endsWith("-edge")).internal).toBeFalsy();
+    });
+});
+
+describe("StackSecrets", () => {
+    it("generates Postgres and Redis passwords of at least 32 chars and JWT_SECRET of 64", async () => {
+        await build(preprodConfig());
+        const pw = ofType(RANDOM_PASSWORD);
+        expect(byName("vps-stack-secrets-postgres-password").inputs.length).toBeGreaterThanOrEqual(32);
+        expect(byName("vps-stack-secrets-redis-password").inputs.length).toBeGreaterThanOrEqual(32);
+        expect(byName("vps-stack-secrets-secret-jwt-secret").inputs.length).toBeGreaterThanOrEqual(64);
+        for (const p of pw) expect(p.inputs.special).toBe(false);
+    });
+
+    it("rotates through keepers", async () => {
+        await build(preprodConfig((c) => (c.rotate = { postgres: "2026-11-22", JWT_SECRET: "r2" })));
+        expect(byName("vps-stack-secrets-postgres-password").inputs.keepers).toEqual({ rotation: "2026-11-22" });
+        expect(byName("vps-stack-secrets-secret-jwt-secret").inputs.keepers).toEqual({ rotation: "r2" });
+        expect(byName("vps-stack-secrets-redis-password").inputs.keepers).toEqual({ rotation: "initial" });
+    });
+});
+
+describe("StackCertificates", () => {
+    it("makes a CA and a server certificate for every host name", async () => {
+        await build(preprodConfig((c) => (c.apps[1].hosts = ["www.example.com"])));
+        const ca = ofType("tls:index/selfSignedCert:SelfSignedCert")[0].inputs;
+        expect(ca.isCaCertificate).toBe(true);
+        expect(ca.allowedUses).toContain("cert_signing");
+        const csr = ofType("tls:index/certRequest:CertRequest")[0].inputs;
+        expect(csr.dnsNames.sort()).toEqual(["app.example.com", "www.example.com"]);
+        const cert = ofType("tls:index/locallySignedCert:LocallySignedCert")[0].inputs;
+        expect(cert.allowedUses).toContain("server_auth");
+        expect(cert.earlyRenewalHours).toBeGreaterThan(0);
+    });
+
+    it("covers localhost and 127.0.0.1 on dev", async () => {
+        await build(loadConfig({ apps: [{ name: "api", image: "demo:1" }] }, "dev"));
+        const csr = ofType("tls:index/certRequest:CertRequest")[0].inputs;
+        expect(csr.dnsNames).toEqual(["localhost"]);
+        expect(csr.ipAddresses).toEqual(["127.0.0.1"]);
+    });
+});
+
+describe("PostgresService", () => {
+    it("runs the pinned image on the data network only, with its alias", async () => {
+        await build(preprodConfig());
+        const pg = container("vps-stack-preprod-postgres");
+        expect(byName("vps-stack-postgres-image").inputs).toMatchObject({ name: "postgres:16-alpine", keepLocally: true });
+        expect(pg.networksAdvanced).toEqual([{ name: "vps-stack-preprod-data", aliases: ["postgres"] }]);
+        expect(pg.ports ?? []).toEqual([]);
+    });
+
+    it("takes its password from a 0400 file, never from the environment", async () => {
+        await build(preprodConfig());
+        const pg = container("vps-stack-preprod-postgres");
+        expect(pg.envs).toContain(`POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE}`);
+        expect(pg.envs.some((e: string) => e.startsWith("POSTGRES_PASSWORD="))).toBe(false);
+        const pw = upload(pg, POSTGRES_PASSWORD_FILE);
+        expect(pw.permissions).toBe("0400");
+        expect(generatedSecrets.has(pw.content)).toBe(true);
+        expect(await uploadIsSecret("vps-stack-postgres", POSTGRES_PASSWORD_FILE)).toBe(true);
+    });
+
+    it("creates the extensions at first start and tunes the server", async () => {
+        await build(preprodConfig((c) => (c.postgres = { extensions: ["uuid-ossp", "pgcrypto", "vector"], maxConnections: 150 })));
+        const pg = container("vps-stack-preprod-postgres");
+        const init = upload(pg, POSTGRES_INIT_FILE);
+        expect(init.permissions).toBe("0444");
+        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "uuid-ossp";');
+        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "pgcrypto";');
+        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "vector";');
+        expect(pg.command).toEqual(expect.arrayContaining(["max_connections=150", "shared_buffers=256MB", "effective_cache_size=1GB"]));
+    });
+
+    it("has a pg_isready healthcheck, restart policy, limits, shm and log rotation", async () => {
+        await build(preprodConfig());
+        const pg = container("vps-stack-preprod-postgres");
+        expect(pg.healthcheck.tests.join(" ")).toContain("pg_isready");
+        expect(pg.restart).toBe("unless-stopped");
+        expect(pg.memory).toBe(2048);
+        expect(pg.cpus).toBe("2");
+        expect(pg.shmSize).toBe(256);
+        expect(pg.logDriver).toBe("json-file");
+        expect(pg.logOpts).toEqual(LOG_OPTS);
+        expect(pg.volumes).toEqual([{ volumeName: "vps-stack-preprod-postgres-data", containerPath: "/var/lib/postgresql/data" }]);
+    });
+
+    it("is replaced delete-first and protects its volume on prod only", async () => {
+        await build(preprodConfig());
+        expect((rawProps.get("vps-stack-postgres")!.opts as pulumi.CustomResourceOptions).deleteBeforeReplace).toBe(true);
+        expect(rawProps.get("vps-stack-postgres-data")!.opts.protect).toBe(false);
+        resetRecorded();
+        rawProps.clear();
+        const prod = loadConfig(
+            { host: { address: "203.0.113.10", hostKey: KEY }, domain: "app.example.com", apps: [{ name: "api", image: "ghcr.io/acme/api:1.0.0" }] },
+            "prod",
+        );
+        await build(prod);
+        expect(rawProps.get("vps-stack-postgres-data")!.opts.protect).toBe(true);
+        expect(ofType(VOLUME).map((v) => v.inputs.name)).toContain("vps-stack-prod-postgres-data");
+    });
+
+    it("re-applies the generated password through stdin, not argv", async () => {
+        await build(preprodConfig());
+        const cmd = byName("vps-stack-postgres-password").inputs;
+        expect(cmd.create).toBe("docker exec -i vps-stack-preprod-postgres psql -v ON_ERROR_STOP=1 -q -U app -d app");
+        const pw = upload(container("vps-stack-preprod-postgres"), POSTGRES_PASSWORD_FILE).content;
+        expect(cmd.create).not.toContain(pw);
+        expect(cmd.stdin).toContain(`ALTER ROLE "app" WITH PASSWORD '${pw}';`);
+    });
+});
+
+describe("RedisService", () => {
+    it("keeps password, persistence and memory policy in a 0400 config file", async () => {
+        await build(preprodConfig((c) => (c.redis = { maxmemory: "128mb", maxmemoryPolicy: "volatile-lru" })));
+        const r = container("vps-stack-preprod-redis");
+        const conf = upload(r, REDIS_CONF_FILE);
+        expect(conf.permissions).toBe("0400");
+        expect(conf.content).toMatch(/^requirepass [A-Za-z0-9]{32}$/m);
+        expect(conf.content).toContain("appendonly yes");
+        expect(conf.content).toContain("maxmemory 128mb");
+        expect(conf.content).toContain("maxmemory-policy volatile-lru");
+        expect(await uploadIsSecret("vps-stack-redis", REDIS_CONF_FILE)).toBe(true);
+        const password = /^requirepass (\S+)$/m.exec(conf.content)![1];
+        expect([...(r.entrypoints ?? []), ...(r.command ?? []), ...(r.envs ?? []), ...r.healthcheck.tests].join(" ")).not.toContain(password);
+    });
+
+    it("checks health with REDISCLI_AUTH, on the data network only", async () => {
+        await build(preprodConfig());
+        const r = container("vps-stack-preprod-redis");
+        expect(r.healthcheck.tests[1]).toContain("REDISCLI_AUTH=");
+        expect(r.healthcheck.tests[1]).toContain("redis-cli");
+        expect(r.networksAdvanced).toEqual([{ name: "vps-stack-preprod-data", aliases: ["redis"] }]);
+        expect(r.volumes).toEqual([{ volumeName: "vps-stack-preprod-redis-data", containerPath: "/data" }]);
+        expect(r.command).toEqual(["redis-server", REDIS_CONF_FILE]);
+    });
+});
+
+describe("ApiService", () => {
+    it("runs each replica on edge (with the app alias) and data networks, never published", async () => {
+        await build(preprodConfig());
+        for (const n of [1, 2]) {
+            const api = container(`vps-stack-preprod-api-${n}`);
+            expect(api.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: ["api"] }, { name: "vps-stack-preprod-data" }]);
+            expect(api.ports ?? []).toEqual([]);
+        }
+        expect(() => container("vps-stack-preprod-api-3")).toThrow();
+    });
+
+    it("keeps an app without database or cache off the data network", async () => {
+        await build(preprodConfig());
+        expect(container("vps-stack-preprod-web-1").networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: ["web"] }]);
+        expect(container("vps-stack-preprod-web-1").envs.join(" ")).not.toMatch(/DATABASE_URL|REDIS_URL/);
+    });
+
+    it("delivers DATABASE_URL, REDIS_URL and app secrets as files, with *_FILE variables", async () => {
+        await build(preprodConfig());
+        const api = container("vps-stack-preprod-api-1");
+        for (const n of ["DATABASE_URL", "REDIS_URL", "JWT_SECRET", "WHATSAPP_API_KEY"]) {
+            expect(api.envs).toContain(`${n}_FILE=/run/secrets/${n}`);
+            expect(await uploadIsSecret("vps-stack-app-api-1", `/run/secrets/${n}`)).toBe(true);
+        }
+        expect(upload(api, "/run/secrets/DATABASE_URL").content).toMatch(/^postgresql:\/\/app:[A-Za-z0-9]{32}@postgres:5432\/app$/);
+        expect(upload(api, "/run/secrets/REDIS_URL").content).toMatch(/^redis:\/\/default:[A-Za-z0-9]{32}@redis:6379\/0$/);
+        expect(upload(api, "/run/secrets/WHATSAPP_API_KEY").content).toBe("provided-whatsapp-key");
+        expect(upload(api, "/run/secrets/JWT_SECRET").content).toHaveLength(64);
+    });
+
+    it("puts secrets in the environment only when the app asks for it, and then as secrets", async () => {
+        await build(preprodConfig((c) => (c.apps[0].secretDelivery = "env")));
+        const api = container("vps-stack-preprod-api-1");
+        expect(api.envs.find((e: string) => e.startsWith("WHATSAPP_API_KEY="))).toBe("WHATSAPP_API_KEY=provided-whatsapp-key");
+        const envs = rawProps.get("vps-stack-app-api-1")!.props.envs as pulumi.Input<string>[];
+        const secretFlags = await Promise.all(envs.map((e) => pulumi.isSecret(pulumi.output(e))));
+        const secretCount = secretFlags.filter(Boolean).length;
+        expect(secretCount).toBe(4);
+    });
+
+    it("has a healthcheck on the health path, restart policy, limits, log rotation and hardening", async () => {
+        await build(preprodConfig((c) => (c.apps[0].memory = "768m")));
+        const api = container("vps-stack-preprod-api-1");
+        expect(api.healthcheck.tests).toEqual(["CMD-SHELL", "curl -fsS -o /dev/null http://127.0.0.1:3001/api/health || wget -q -O /dev/null http://127.0.0.1:3001/api/health"]);
+        expect(api.restart).toBe("unless-stopped");
+        expect(api.memory).toBe(768);
+        expect(api.logOpts).toEqual(LOG_OPTS);
+        expect(api.securityOpts).toEqual(["no-new-privileges:true"]);
+        expect(api.capabilities).toEqual({ drops: ["ALL"], adds: [] });
+        expect(api.wait).toBe(true);
+    });
+
+    it("supports a custom health command, a non-root user and a read-only root", async () => {
+        await build(
+            preprodConfig((c) => Object.assign(c.apps[0], { healthCommand: ["node", "healthcheck.js"], user: "1000:1000", readOnly: true })),
+        );
+        const api = container("vps-stack-preprod-api-1");
+        expect(api.healthcheck.tests).toEqual(["CMD", "node", "healthcheck.js"]);
+        expect(api.user).toBe("1000:1000");
+        expect(api.readOnly).toBe(true);
+        expect(api.tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,size=64m" });
+        expect(api.volumes).toEqual([{ containerPath: "/run/secrets" }]);
+    });
+
+    it("deploys a re-pushed tag: the registry digest is a pull trigger, unless tag tracking is off", async () => {
+        await build(preprodConfig((c) => (c.apps[1].trackTag = false)));
+        const apiImage = byName("vps-stack-app-api-image").inputs;
+        expect(apiImage.name).toBe("ghcr.io/acme/api:1.4.2");
+        expect(apiImage.pullTriggers).toEqual([expect.stringMatching(/^sha256:[a-f0-9]{64}$/)]);
+        expect(byName("vps-stack-app-web-image").inputs.pullTriggers ?? []).toEqual([]);
+        // The container runs the pulled image's id, so a new digest replaces it.
+        expect(container("vps-stack-preprod-api-1").image).toMatch(/^sha256:/);
+    });
+
+    it("is replaced delete-first because its name is fixed", async () => {
+        await build(preprodConfig());
+        expect((rawProps.get("vps-stack-app-api-1")!.opts as pulumi.CustomResourceOptions).deleteBeforeReplace).toBe(true);
+    });
+});
+
+describe("NginxProxy", () => {
+    it("is the only container publishing, on 80 and 443", async () => {
+        await build(preprodConfig());
+        const nginx = container("vps-stack-preprod-nginx");
+        expect(nginx.ports).toEqual([
+            { internal: 80, external: 80, ip: "0.0.0.0", protocol: "tcp" },
+            { internal: 443, external: 443, ip: "0.0.0.0", protocol: "tcp" },
+        ]);
+        expect(nginx.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge" }]);
+    });
+
+    it("publishes 8080/8443 on 127.0.0.1 on dev", async () => {
+        await build(loadConfig({ apps: [{ name: "api", image: "demo:1" }] }, "dev"));
+        expect(container("vps-stack-dev-nginx").ports).toEqual([
+            { internal: 80, external: 8080, ip: "127.0.0.1", protocol: "tcp" },
+            { internal: 443, external: 8443, ip: "127.0.0.1", protocol: "tcp" },
+        ]);
+    });
+
+    it("uploads the rendered config, the certificate and the key (0400, secret)", async () => {
+        const stack = await build(preprodConfig());
+        const nginx = container("vps-stack-preprod-nginx");
+        expect(upload(nginx, NGINX_CONF_FILE).content).toBe(stack.proxy.config);
+        expect(stack.proxy.config).toContain("server_name app.example.com;");
+        expect(stack.proxy.config).toContain("server api:3001");
+        expect(upload(nginx, NGINX_CERT_FILE).content).toContain("BEGIN CERTIFICATE");
+        const key = upload(nginx, NGINX_KEY_FILE);
+        expect(key.permissions).toBe("0400");
+        expect(key.content).toContain("PRIVATE KEY");
+        expect(await uploadIsSecret("vps-stack-nginx", NGINX_KEY_FILE)).toBe(true);
+    });
+
+    it("starts after the apps and reloads when an app container is replaced", async () => {
+        await build(preprodConfig());
+        const deps = (rawProps.get("vps-stack-nginx")!.opts.dependsOn as pulumi.Resource[]).length;
+        expect(deps).toBe(3);
+        const reload = byName("vps-stack-nginx-reload").inputs;
+        expect(reload.create).toContain("docker kill --signal HUP vps-stack-preprod-nginx");
+        expect(reload.triggers).toEqual(["vps-stack-app-api-1-id", "vps-stack-app-api-2-id", "vps-stack-app-web-1-id"]);
+    });
+});
+
+describe("VpsStack", () => {
+    it("names every container, network and volume vps-stack-<stack>-…", async () => {
+        await build(preprodConfig());
+        const named = [...ofType(CONTAINER), ...ofType(NETWORK), ...ofType(VOLUME)].map((r) => r.inputs.name);
+        // postgres, redis, api ×2, web, nginx; edge, data; two volumes
+        expect(named.length).toBe(6 + 2 + 2);
+        for (const n of named) expect(n).toMatch(/^vps-stack-preprod-/);
+    });
+
+    it("puts every child under its component and every docker resource on the stack's provider", async () => {
+        await build(preprodConfig());
+        for (const r of recorded.filter((x) => x.type.startsWith("docker:index/"))) {
+            expect(r.provider).toMatch(/pulumi:providers:docker::vps-stack-host-docker::/);
+        }
+        for (const r of ofType(REMOTE_IMAGE)) expect(r.inputs.keepLocally).toBe(true);
+    });
+
+    it("computes public and health URLs per app", () => {
+        const cfg = preprodConfig();
+        expect(appUrls(cfg)).toEqual({
+            api: { url: "https://app.example.com/api", healthUrl: "https://app.example.com/api/health" },
+            web: { url: "https://app.example.com/", healthUrl: "https://app.example.com/health" },
+        });
+        const dev = loadConfig({ apps: [{ name: "api", image: "demo:1" }] }, "dev");
+        expect(appUrls(dev)).toEqual({ api: { url: "https://localhost:8443/", healthUrl: "https://localhost:8443/health" } });
+    });
+});

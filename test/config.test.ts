@@ -1,0 +1,230 @@
+// Config validation: good configs for every committed stack, and bad ones that must each fail with a
+// message naming the offending key and the command that fixes it, all problems in one error.
+import { ConfigError, isPinnedImage, loadConfig, RawConfigMap, sizeToMiB } from "../components/config";
+import { stackConfig, withRequiredSecrets } from "./mocks";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
+
+function good(): any {
+    return {
+        host: { address: "203.0.113.10", hostKey: KEY },
+        domain: "api.example.com",
+        apps: [{ name: "api", image: "ghcr.io/acme/api:1.4.2" }],
+    };
+}
+
+function problemsOf(raw: RawConfigMap, stack = "preprod"): ConfigError {
+    try {
+        loadConfig(raw, stack);
+    } catch (e) {
+        if (e instanceof ConfigError) return e;
+        throw e;
+    }
+    throw new Error("expected a ConfigError, but the config was accepted");
+}
+
+type Case = [title: string, mutate: (c: any) => void, key: string, stack?: string];
+
+const bad: Case[] = [
+    ["malformed domain", (c) => (c.domain = "example..com"), "domain"],
+    ["upper-case domain", (c) => (c.domain = "API.Example.com"), "domain"],
+    ["localhost as the domain of a VPS stack", (c) => (c.domain = "localhost"), "domain"],
+    ["SSH port out of range", (c) => (c.host.port = 70000), "host.port"],
+    ["app port zero", (c) => (c.apps[0].port = 0), "apps[0].port"],
+    ["app port not an integer", (c) => (c.apps[0].port = 80.5), "apps[0].port"],
+    ["image without tag", (c) => (c.apps[0].image = "ghcr.io/acme/api"), "apps[0].image"],
+    ["image tagged latest", (c) => (c.apps[0].image = "ghcr.io/acme/api:latest"), "apps[0].image"],
+    ["postgres image tagged latest", (c) => (c.postgres = { image: "postgres:latest" }), "postgres.image"],
+    ["malformed image reference", (c) => (c.apps[0].image = "Ghcr.io/Acme/API:1"), "apps[0].image"],
+    ["unknown top-level key", (c) => (c.postgress = { memory: "1g" }), "postgress"],
+    ["unknown nested key", (c) => (c.postgres = { memroy: "1g" }), "postgres.memroy"],
+    ["unknown app key", (c) => (c.apps[0].imagee = "x"), "apps[0].imagee"],
+    ["negative memory", (c) => (c.postgres = { memory: "-1g" }), "postgres.memory"],
+    ["absurd memory", (c) => (c.redis = { memory: "900g" }), "redis.memory"],
+    ["memory without unit", (c) => (c.apps[0].memory = "512"), "apps[0].memory"],
+    ["zero CPUs", (c) => (c.apps[0].cpus = 0), "apps[0].cpus"],
+    ["absurd CPUs", (c) => (c.nginx = { cpus: 1000 }), "nginx.cpus"],
+    ["duplicate app names", (c) => c.apps.push({ name: "api", image: "ghcr.io/acme/web:1.0.0", paths: ["/web"] }), "apps[1].name"],
+    ["duplicate routes", (c) => c.apps.push({ name: "web", image: "ghcr.io/acme/web:1.0.0" }), "apps[1].paths"],
+    ["hostKey without its type", (c) => (c.host.hostKey = "AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+"), "host.hostKey"],
+    ["hostKey with the host name in front", (c) => (c.host.hostKey = `203.0.113.10 ${KEY}`), "host.hostKey"],
+    ["missing address on a VPS stack", (c) => delete c.host.address, "host.address"],
+    ["missing hostKey on prod", (c) => delete c.host.hostKey, "host.hostKey", "prod"],
+    ["no apps", (c) => (c.apps = []), "apps"],
+    ["invalid app name", (c) => (c.apps[0].name = "API_1"), "apps[0].name"],
+    ["reserved app name", (c) => (c.apps[0].name = "postgres"), "apps[0].name"],
+    ["zero replicas", (c) => (c.apps[0].replicas = 0), "apps[0].replicas"],
+    ["absurd replicas", (c) => (c.apps[0].replicas = 100), "apps[0].replicas"],
+    ["cron minute out of range", (c) => (c.backup = { schedule: "61 2 * * *" }), "backup.schedule"],
+    ["cron with four fields", (c) => (c.backup = { schedule: "0 2 * *" }), "backup.schedule"],
+    ["zero daily retention", (c) => (c.backup = { retention: { daily: 0 } }), "backup.retention.daily"],
+    ["relative backup directory", (c) => (c.backup = { directory: "backups" }), "backup.directory"],
+    ["unknown time zone", (c) => (c.backup = { timezone: "Mars/Olympus" }), "backup.timezone"],
+    ["shared_buffers above the memory limit", (c) => (c.postgres = { memory: "256m", sharedBuffers: "512MB" }), "postgres.sharedBuffers"],
+    ["redis maxmemory above the memory limit", (c) => (c.redis = { memory: "256m", maxmemory: "512mb" }), "redis.maxmemory"],
+    ["tls mode not available yet", (c) => (c.tls = { mode: "acme" }), "tls.mode"],
+    ["tls mode unknown", (c) => (c.tls = { mode: "letsencrypt" }), "tls.mode"],
+    ["nginx host mode not available yet", (c) => (c.nginx = { mode: "host" }), "nginx.mode"],
+    ["same HTTP and HTTPS port", (c) => (c.nginx = { httpPort: 443 }), "nginx.httpsPort"],
+    ["plain env shadowing a secret", (c) => (c.apps[0].env = { JWT_SECRET: "x" }), "apps[0].env.JWT_SECRET"],
+    ["plain env shadowing DATABASE_URL", (c) => (c.apps[0].env = { DATABASE_URL: "postgres://x" }), "apps[0].env.DATABASE_URL"],
+    ["lower-case env name", (c) => (c.apps[0].env = { node_env: "production" }), "apps[0].env.node_env"],
+    ["path prefix without slash", (c) => (c.apps[0].paths = ["api"]), "apps[0].paths[0]"],
+    ["health path without slash", (c) => (c.apps[0].healthPath = "health"), "apps[0].healthPath"],
+    ["rotation token for no secret", (c) => (c.rotate = { FOO: "2026-11" }), "rotate.FOO"],
+    ["registry without its password", (c) => (c.apps[0].registry = { server: "ghcr.io", username: "bot" }), "secrets.REGISTRY_PASSWORD"],
+    ["number given as a string", (c) => (c.postgres = { maxConnections: "200" }), "postgres.maxConnections"],
+    ["relative private key path", (c) => (c.host.privateKeyPath = "id_ed25519"), "host.privateKeyPath"],
+    ["short postgres password", (c) => (c.postgres = { passwordLength: 16 }), "postgres.passwordLength"],
+    ["provided value for a generated secret", (c) => (c.secrets = { JWT_SECRET: "mine" }), "secrets.JWT_SECRET"],
+    ["secret spec neither required nor generate", (c) => (c.apps[0].secrets = { API_KEY: "optional" }), "apps[0].secrets.API_KEY"],
+    ["bad rate limit", (c) => (c.nginx = { rateLimit: { rate: "10 per second" } }), "nginx.rateLimit.rate"],
+    ["bad proxy timeout", (c) => (c.nginx = { timeouts: { read: "5 minutes" } }), "nginx.timeouts.read"],
+    ["bad body size", (c) => (c.nginx = { clientMaxBodySize: "100 MB" }), "nginx.clientMaxBodySize"],
+];
+
+describe("loadConfig rejects bad config", () => {
+    test.each(bad)("%s", (_title, mutate, key, stack = "preprod") => {
+        const raw = good();
+        mutate(raw);
+        const err = problemsOf(raw, stack);
+        const problem = err.problems.find((p) => p.path === key);
+        expect(problem).toBeDefined();
+        // The single message names the key with its namespace and says how to fix it.
+        expect(err.message).toContain(`vps-stack:${key} `);
+        expect(problem!.fix).toMatch(/^pulumi config (set|rm) /);
+        expect(err.message).toContain(problem!.fix);
+        expect(err.message).toContain("nothing was deployed");
+    });
+
+    it("has at least 25 bad cases", () => {
+        expect(bad.length).toBeGreaterThanOrEqual(25);
+    });
+
+    it("lists every problem in one error", () => {
+        const raw = good();
+        raw.domain = "bad..domain";
+        raw.apps[0].image = "ghcr.io/acme/api:latest";
+        raw.host.port = 0;
+        raw.redis = { memory: "1000g" };
+        const err = problemsOf(raw);
+        expect(err.problems.map((p) => p.path).sort()).toEqual(["apps[0].image", "domain", "host.port", "redis.memory"].sort());
+        expect(err.message).toMatch(/has 4 configuration problems/);
+    });
+
+    it("reports type errors and cross-field errors together", () => {
+        const raw = good();
+        delete raw.host.address;
+        raw.apps[0].image = "ghcr.io/acme/api";
+        const err = problemsOf(raw);
+        expect(err.problems.map((p) => p.path).sort()).toEqual(["apps[0].image", "host.address"]);
+    });
+
+    it("gives the exact command for a missing required secret", () => {
+        const raw = good();
+        raw.apps[0].secrets = { WHATSAPP_API_KEY: "required" };
+        const err = problemsOf(raw);
+        expect(err.message).toContain("vps-stack:secrets.WHATSAPP_API_KEY is required by app \"api\"");
+        expect(err.message).toContain("pulumi config set --secret --path 'secrets.WHATSAPP_API_KEY' <value>");
+    });
+
+    it("fails the committed prod config until its required secrets are set", () => {
+        const err = problemsOf(stackConfig("prod"), "prod");
+        expect(err.problems.map((p) => p.path).sort()).toEqual([
+            "secrets.WHATSAPP_API_KEY",
+            "secrets.WHATSAPP_PHONE_NUMBER_ID",
+            "secrets.WHATSAPP_VERIFY_TOKEN",
+        ]);
+    });
+
+    it("never echoes a secret value in an error", () => {
+        const raw = good();
+        raw.secrets = { JWT_SECRET: "super-secret-value-123" };
+        const err = problemsOf(raw);
+        expect(err.message).not.toContain("super-secret-value-123");
+    });
+});
+
+describe("loadConfig accepts good config", () => {
+    it("resolves the committed dev stack: local engine, 8080/8443, localhost, latest allowed", () => {
+        const cfg = loadConfig({ ...stackConfig("dev"), apps: [{ name: "api", image: "demo:latest" }] }, "dev");
+        expect(cfg.local).toBe(true);
+        expect(cfg.host).toBeUndefined();
+        expect(cfg.domain).toBe("localhost");
+        expect(cfg.nginx.httpPort).toBe(8080);
+        expect(cfg.nginx.httpsPort).toBe(8443);
+        expect(cfg.prefix).toBe("vps-stack-dev");
+        expect(cfg.apps[0].hosts).toEqual(["localhost"]);
+        expect(cfg.postgres.protectVolume).toBe(false);
+    });
+
+    it("resolves the committed preprod stack", () => {
+        const cfg = loadConfig(withRequiredSecrets(stackConfig("preprod")), "preprod");
+        expect(cfg.local).toBe(false);
+        expect(cfg.host).toMatchObject({ address: "203.0.113.10", port: 22, user: "deploy", controlPersist: "10m" });
+        expect(cfg.nginx.httpPort).toBe(80);
+        expect(cfg.nginx.httpsPort).toBe(443);
+        expect(cfg.backup.directory).toBe("/var/backups/vps-stack/preprod");
+        expect(cfg.backup.retention).toEqual({ daily: 7, weekly: 0, monthly: 0 });
+        expect(cfg.postgres.protectVolume).toBe(false);
+    });
+
+    it("resolves the committed prod stack with seed 002's plan and a protected volume", () => {
+        const cfg = loadConfig(withRequiredSecrets(stackConfig("prod")), "prod");
+        expect(cfg.apps.map((a) => [a.name, a.paths, a.hosts])).toEqual([
+            ["api", ["/api"], ["app.example.com"]],
+            ["web", ["/"], ["app.example.com"]],
+        ]);
+        expect(cfg.backup.retention).toEqual({ daily: 30, weekly: 12, monthly: 12 });
+        expect(cfg.postgres.protectVolume).toBe(true);
+        expect(cfg.postgres).toMatchObject({ memory: "2g", cpus: 2, maxConnections: 200, sharedBuffers: "256MB", effectiveCacheSize: "1GB" });
+    });
+
+    it("applies documented defaults", () => {
+        const cfg = loadConfig(good(), "preprod");
+        expect(cfg.postgres.image).toBe("postgres:16-alpine");
+        expect(cfg.postgres.extensions).toEqual(["uuid-ossp", "pgcrypto"]);
+        expect(cfg.redis).toMatchObject({ image: "redis:7-alpine", appendonly: true, maxmemoryPolicy: "allkeys-lru" });
+        expect(cfg.nginx).toMatchObject({ clientMaxBodySize: "100M", rateLimit: { enabled: true, rate: "10r/s", burst: 20 } });
+        expect(cfg.apps[0]).toMatchObject({ port: 8000, healthPath: "/health", replicas: 1, secretDelivery: "file", secrets: { JWT_SECRET: "generate" } });
+        expect(cfg.backup).toMatchObject({ schedule: "0 2 * * *", timezone: "UTC", maxAgeHours: 26, retention: { daily: 7, weekly: 4, monthly: 6 } });
+    });
+
+    it("accepts digests, registry ports and the same path on different hosts", () => {
+        const raw = good();
+        raw.apps = [
+            { name: "api", image: `registry.example.com:5000/acme/api@sha256:${"a".repeat(64)}`, hosts: ["api.example.com"] },
+            { name: "web", image: "ghcr.io/acme/web:2.1.0", hosts: ["example.com"] },
+        ];
+        expect(() => loadConfig(raw, "preprod")).not.toThrow();
+    });
+
+    it("ignores other namespaces' keys (they never reach the loader)", () => {
+        expect(() => loadConfig(good(), "preprod")).not.toThrow();
+    });
+});
+
+describe("pure helpers", () => {
+    it.each([
+        ["postgres:16-alpine", true],
+        ["ghcr.io/acme/api:1.4.2", true],
+        ["localhost:5000/api:2", true],
+        [`api@sha256:${"b".repeat(64)}`, true],
+        ["api", false],
+        ["api:latest", false],
+        ["localhost:5000/api", false],
+    ])("isPinnedImage(%s) = %s", (ref, expected) => {
+        expect(isPinnedImage(ref)).toBe(expected);
+    });
+
+    it.each([
+        ["512m", 512],
+        ["1g", 1024],
+        ["2GB", 2048],
+        ["256mb", 256],
+        ["1024k", 1],
+        ["12x", NaN],
+    ])("sizeToMiB(%s) = %s", (s, n) => {
+        expect(sizeToMiB(s)).toBe(n);
+    });
+});

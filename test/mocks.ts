@@ -1,0 +1,169 @@
+// Shared Pulumi mocks: record every resource the program registers (with its resolved inputs), return
+// realistic state per resource type, and refuse invokes we do not expect.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import YAML from "yaml";
+import { RawConfigMap } from "../components/config";
+
+export interface Recorded {
+    type: string;
+    name: string;
+    /** Inputs with secrets unwrapped (provider inputs JSON-decoded). */
+    inputs: any;
+    /** Inputs as the engine received them: secrets still wrapped in their signature object. */
+    raw: any;
+    provider?: string;
+}
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** True when `v` is a value the engine received marked secret. */
+export function isWrappedSecret(v: any): boolean {
+    return v !== null && typeof v === "object" && SECRET_SIG in v;
+}
+
+/** Removes secret wrappers, so tests can read values. */
+export function unwrapSecrets(v: any): any {
+    if (isWrappedSecret(v)) return unwrapSecrets(v.value);
+    if (Array.isArray(v)) return v.map(unwrapSecrets);
+    if (v !== null && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));
+    return v;
+}
+
+/** Provider inputs arrive JSON-encoded; decode the structured ones. */
+function decodeProviderInputs(inputs: any): any {
+    const out: any = {};
+    for (const [k, v] of Object.entries<any>(inputs)) {
+        out[k] = typeof v === "string" && /^[[{]/.test(v) ? JSON.parse(v) : v;
+    }
+    return out;
+}
+
+export const recorded: Recorded[] = [];
+/** Every secret value the mocks generated (random passwords, private keys). */
+export const generatedSecrets = new Set<string>();
+
+export const CONTAINER = "docker:index/container:Container";
+export const NETWORK = "docker:index/network:Network";
+export const VOLUME = "docker:index/volume:Volume";
+export const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
+export const DOCKER_PROVIDER = "pulumi:providers:docker";
+export const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";
+export const REMOTE_COMMAND = "command:remote:Command";
+export const LOCAL_COMMAND = "command:local:Command";
+
+function digest(s: string): string {
+    return crypto.createHash("sha256").update(s).digest("hex");
+}
+
+function state(type: string, name: string, inputs: any): Record<string, any> {
+    switch (type) {
+        case RANDOM_PASSWORD: {
+            // Alphanumeric and unique per resource, like the real thing.
+            const value = (digest(name) + digest(name + "2")).replace(/[^a-z0-9]/g, "").slice(0, inputs.length);
+            const result = "Aa1" + value.slice(3);
+            generatedSecrets.add(result);
+            return { ...inputs, result };
+        }
+        case "tls:index/privateKey:PrivateKey": {
+            const pem = `-----BEGIN PRIVATE KEY-----\nMOCK${digest(name).slice(0, 40)}\n-----END PRIVATE KEY-----\n`;
+            generatedSecrets.add(pem.trim());
+            return { ...inputs, privateKeyPem: pem, publicKeyPem: `-----BEGIN PUBLIC KEY-----\n${name}\n-----END PUBLIC KEY-----\n` };
+        }
+        case "tls:index/selfSignedCert:SelfSignedCert":
+        case "tls:index/locallySignedCert:LocallySignedCert":
+            return { ...inputs, certPem: `-----BEGIN CERTIFICATE-----\nMOCK-${name}\n-----END CERTIFICATE-----\n` };
+        case "tls:index/certRequest:CertRequest":
+            return { ...inputs, certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${name}\n-----END CERTIFICATE REQUEST-----\n` };
+        case REMOTE_IMAGE:
+            return { ...inputs, imageId: `sha256:${digest(inputs.name)}`, repoDigest: `${inputs.name}@sha256:${digest(inputs.name)}` };
+        case REMOTE_COMMAND:
+        case LOCAL_COMMAND:
+            return { ...inputs, stdout: "", stderr: "" };
+        default:
+            return { ...inputs };
+    }
+}
+
+export function setupMocks(stack: string, project = "vps-stack"): void {
+    pulumi.runtime.setMocks(
+        {
+            newResource(args: pulumi.runtime.MockResourceArgs) {
+                let inputs = unwrapSecrets(args.inputs);
+                if (args.type.startsWith("pulumi:providers:")) inputs = decodeProviderInputs(inputs);
+                recorded.push({ type: args.type, name: args.name, inputs, raw: args.inputs, provider: args.provider });
+                return { id: `${args.name}-id`, state: state(args.type, args.name, inputs) };
+            },
+            call(args: pulumi.runtime.MockCallArgs) {
+                if (args.token === "docker:index/getRegistryImage:getRegistryImage") {
+                    return { name: args.inputs.name, sha256Digest: `sha256:${digest("registry:" + args.inputs.name)}` };
+                }
+                throw new Error(`unexpected invoke ${args.token}`);
+            },
+        },
+        project,
+        stack,
+        false,
+    );
+}
+
+export function resetRecorded(): void {
+    recorded.length = 0;
+}
+
+export function promiseOf<T>(output: pulumi.Output<T>): Promise<T> {
+    return new Promise((resolve) => output.apply(resolve));
+}
+
+/** Waits until the program has stopped registering resources. */
+export async function settled(): Promise<void> {
+    let last = -1;
+    let stable = 0;
+    while (stable < 30) {
+        await new Promise((r) => setImmediate(r));
+        if (recorded.length === last) stable++;
+        else {
+            stable = 0;
+            last = recorded.length;
+        }
+    }
+}
+
+export function ofType(type: string): Recorded[] {
+    return recorded.filter((r) => r.type === type);
+}
+
+export function byName(name: string): Recorded {
+    const r = recorded.find((x) => x.name === name);
+    if (!r) throw new Error(`no resource named ${name}; have: ${recorded.map((x) => x.name).join(", ")}`);
+    return r;
+}
+
+export const ROOT = path.join(__dirname, "..");
+
+/** A committed stack file as a RawConfigMap; `secure:` values become recognisable placeholders. */
+export function stackConfig(stack: string): RawConfigMap {
+    const doc = YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) ?? {};
+    const out: RawConfigMap = {};
+    for (const [k, v] of Object.entries<any>(doc.config ?? {})) {
+        const [ns, key] = k.split(":");
+        if (ns === "vps-stack") out[key] = v;
+    }
+    return out;
+}
+
+/** Values for every secret the stack's apps mark "required", as an operator would set them. */
+export function withRequiredSecrets(raw: RawConfigMap): RawConfigMap {
+    const secrets: Record<string, string> = { ...((raw.secrets as Record<string, string>) ?? {}) };
+    for (const app of (raw.apps as any[]) ?? []) {
+        for (const [n, spec] of Object.entries(app.secrets ?? {})) if (spec === "required") secrets[n] = `provided-${n.toLowerCase()}-value`;
+    }
+    return { ...raw, secrets };
+}
+
+export function tempStateDir(): string {
+    return fs.mkdtempSync(path.join(os.tmpdir(), "vps-stack-test-"));
+}

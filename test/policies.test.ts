@@ -1,0 +1,176 @@
+// Program-wide policies: run the whole program (index.ts) under mocks for every committed stack and
+// assert invariants over every resource it creates and every output it exports.
+import * as pulumi from "@pulumi/pulumi";
+import { RawConfigMap } from "../components/config";
+import {
+    CONTAINER,
+    DOCKER_PROVIDER,
+    generatedSecrets,
+    NETWORK,
+    ofType,
+    recorded,
+    resetRecorded,
+    settled,
+    setupMocks,
+    stackConfig,
+    tempStateDir,
+    withRequiredSecrets,
+} from "./mocks";
+
+type Program = Record<string, any>;
+
+async function runProgram(stack: string, raw: RawConfigMap): Promise<Program> {
+    resetRecorded();
+    process.env.VPS_STACK_STATE_DIR = tempStateDir();
+    const config = Object.fromEntries(Object.entries(raw).map(([k, v]) => [`vps-stack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
+    pulumi.runtime.setAllConfig(config, ["vps-stack:secrets"]);
+    setupMocks(stack);
+    let program: Program = {};
+    jest.isolateModules(() => {
+        program = require("../index");
+    });
+    await settled();
+    return program;
+}
+
+function resolve<T>(o: pulumi.Input<T>): Promise<T> {
+    return new Promise((r) => pulumi.output(o).apply((v) => r(v as T)));
+}
+
+/** Every string inside a value, however nested. */
+function strings(v: any): string[] {
+    if (typeof v === "string") return [v];
+    if (Array.isArray(v)) return v.flatMap(strings);
+    if (v && typeof v === "object") return Object.values(v).flatMap(strings);
+    return [];
+}
+
+const STACKS: [string, number, number][] = [
+    ["dev", 8080, 8443],
+    ["preprod", 80, 443],
+    ["prod", 80, 443],
+];
+
+describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
+    let program: Program;
+    let providedSecrets: string[];
+
+    beforeAll(async () => {
+        const raw = withRequiredSecrets(stackConfig(stack));
+        providedSecrets = Object.values((raw.secrets as Record<string, string>) ?? {});
+        program = await runProgram(stack, raw);
+    });
+
+    it("creates containers for postgres, redis, every app replica and nginx", () => {
+        const names = ofType(CONTAINER).map((c) => c.inputs.name);
+        expect(names).toEqual(expect.arrayContaining([`vps-stack-${stack}-postgres`, `vps-stack-${stack}-redis`, `vps-stack-${stack}-nginx`]));
+        const apps = stackConfig(stack).apps as any[];
+        const replicas = apps.reduce((n, a) => n + (a.replicas ?? 1), 0);
+        expect(names).toHaveLength(3 + replicas);
+    });
+
+    it(`publishes ports only on the proxy, and only ${httpPort}/${httpsPort}`, () => {
+        for (const c of ofType(CONTAINER)) {
+            const ports = c.inputs.ports ?? [];
+            if (c.inputs.name === `vps-stack-${stack}-nginx`) {
+                expect(ports.map((p: any) => p.external).sort()).toEqual([httpPort, httpsPort].sort());
+            } else {
+                expect(ports).toEqual([]);
+            }
+        }
+    });
+
+    it("gives every container a restart policy, healthcheck, memory limit and log rotation", () => {
+        for (const c of ofType(CONTAINER)) {
+            const i = c.inputs;
+            expect([i.name, i.restart]).toEqual([i.name, "unless-stopped"]);
+            expect(i.healthcheck?.tests?.length).toBeGreaterThan(1);
+            expect(i.memory).toBeGreaterThan(0);
+            expect(i.logDriver).toBe("json-file");
+            expect(i.logOpts).toEqual({ "max-size": "10m", "max-file": "5" });
+            expect(i.securityOpts).toContain("no-new-privileges:true");
+        }
+    });
+
+    it("attaches PostgreSQL and Redis to the internal data network only", () => {
+        const internal = ofType(NETWORK).filter((n) => n.inputs.internal).map((n) => n.inputs.name);
+        expect(internal).toEqual([`vps-stack-${stack}-data`]);
+        for (const svc of ["postgres", "redis"]) {
+            const c = ofType(CONTAINER).find((x) => x.inputs.name === `vps-stack-${stack}-${svc}`)!;
+            expect(c.inputs.networksAdvanced.map((n: any) => n.name)).toEqual(internal);
+        }
+    });
+
+    it("never puts a secret value in a container's environment, command, labels or healthcheck", () => {
+        const secrets = [...generatedSecrets, ...providedSecrets];
+        expect(secrets.length).toBeGreaterThan(3);
+        for (const c of ofType(CONTAINER)) {
+            const visible = strings([c.inputs.envs, c.inputs.command, c.inputs.entrypoints, c.inputs.labels, c.inputs.healthcheck]);
+            for (const s of secrets) {
+                for (const v of visible) expect(v.includes(s) ? `${c.inputs.name}: ${v}` : "").toBe("");
+            }
+        }
+    });
+
+    it("creates every docker resource through the stack's own provider", () => {
+        const providers = ofType(DOCKER_PROVIDER);
+        expect(providers).toHaveLength(1);
+        for (const r of recorded.filter((x) => x.type.startsWith("docker:index/"))) {
+            expect(r.provider).toContain("pulumi:providers:docker::vps-stack-host-docker::");
+        }
+    });
+
+    it("marks every output that carries a secret as secret", async () => {
+        const secrets = [...generatedSecrets, ...providedSecrets];
+        let checked = 0;
+        for (const [name, value] of Object.entries(program)) {
+            const leaves: [string, any][] =
+                pulumi.Output.isInstance(value) || typeof value !== "object" ? [[name, value]] : Object.entries(value).map(([k, v]) => [`${name}.${k}`, v]);
+            for (const [key, leaf] of leaves) {
+                const resolved = await resolve(leaf);
+                const carries = strings(resolved).some((s) => secrets.some((x) => s.includes(x)));
+                if (carries) {
+                    checked++;
+                    expect([key, await pulumi.isSecret(pulumi.output(leaf))]).toEqual([key, true]);
+                }
+            }
+        }
+        // postgres.password, postgresConnectionString, redisUrl at least
+        expect(checked).toBeGreaterThanOrEqual(3);
+        expect(await pulumi.isSecret(program.postgresConnectionString)).toBe(true);
+        expect(await pulumi.isSecret(program.redisUrl)).toBe(true);
+    });
+
+    it("exports URLs, health URLs, the CA certificate, network and container names", async () => {
+        const urls = await resolve(program.urls);
+        const health = await resolve(program.healthUrls);
+        const port = httpsPort === 443 ? "" : `:${httpsPort}`;
+        for (const app of Object.keys(urls)) {
+            expect(urls[app]).toMatch(new RegExp(`^https://[a-z.]+${port}/`));
+            expect(health[app]).toMatch(new RegExp(`^https://[a-z.]+${port}/`));
+        }
+        expect(await resolve(program.caCertificate)).toContain("BEGIN CERTIFICATE");
+        expect(await resolve(program.networks)).toEqual({ edge: `vps-stack-${stack}-edge`, data: `vps-stack-${stack}-data` });
+        expect((await resolve(program.containers)).nginx).toBe(`vps-stack-${stack}-nginx`);
+    });
+});
+
+describe("bad config", () => {
+    it("fails before any resource is registered, with every problem in one message", async () => {
+        const raw: RawConfigMap = { ...stackConfig("prod"), domain: "bad..domain" };
+        let error: unknown;
+        resetRecorded();
+        try {
+            await runProgram("prod", raw);
+        } catch (e) {
+            error = e;
+        }
+        // isolateModules loads its own copy of @pulumi/pulumi, so compare by brand, not by class.
+        expect(pulumi.RunError.isInstance(error)).toBe(true);
+        const message = (error as Error).message;
+        expect(message).toContain("vps-stack:domain ");
+        expect(message).toContain("vps-stack:secrets.WHATSAPP_API_KEY ");
+        expect(message).toContain("pulumi config set --secret --path 'secrets.WHATSAPP_API_KEY' <value>");
+        expect(recorded).toHaveLength(0);
+    });
+});

@@ -1,0 +1,192 @@
+// nginx.conf renderer: snapshots of the committed stacks' shapes plus targeted assertions for each option
+// that changes the output. The same text is checked by a real `nginx -t` in test/integration.
+import { hostRoutes, NGINX_HEALTH_PATH, NginxSite, renderNginxConf } from "../components/render/nginx";
+
+function site(overrides: Partial<NginxSite> = {}): NginxSite {
+    return {
+        apps: [{ name: "api", servers: ["api:8000"], hosts: ["api.example.com"], paths: ["/"], healthPath: "/health" }],
+        httpsPort: 443,
+        clientMaxBodySize: "100M",
+        rateLimit: { enabled: true, rate: "10r/s", burst: 20 },
+        timeouts: { connect: "60s", send: "60s", read: "60s" },
+        hsts: { maxAge: 31536000, includeSubDomains: true, preload: false },
+        keepalive: 32,
+        certificatePath: "/etc/nginx/tls/server.crt",
+        keyPath: "/etc/nginx/tls/server.key",
+        ...overrides,
+    };
+}
+
+const twoAppsByPath: NginxSite["apps"] = [
+    { name: "api", servers: ["api:3001"], hosts: ["app.example.com"], paths: ["/api"], healthPath: "/api/health" },
+    { name: "web", servers: ["web:3000"], hosts: ["app.example.com"], paths: ["/"], healthPath: "/" },
+];
+const twoAppsByHost: NginxSite["apps"] = [
+    { name: "api", servers: ["api:3000"], hosts: ["api.example.com"], paths: ["/"], healthPath: "/api/health" },
+    { name: "web", servers: ["web:80"], hosts: ["example.com", "www.example.com"], paths: ["/"], healthPath: "/" },
+];
+
+/** The text of the `server` block whose server_name is `host` on port 443. */
+function serverBlock(conf: string, host: string): string {
+    const start = conf.indexOf(`server_name ${host};`);
+    expect(start).toBeGreaterThan(0);
+    const open = conf.lastIndexOf("server {", start);
+    let depth = 0;
+    for (let i = open; i < conf.length; i++) {
+        if (conf[i] === "{") depth++;
+        if (conf[i] === "}" && --depth === 0) return conf.slice(open, i + 1);
+    }
+    throw new Error("unbalanced braces");
+}
+
+describe("renderNginxConf", () => {
+    it("matches the snapshot for one app", () => {
+        expect(renderNginxConf(site())).toMatchSnapshot();
+    });
+
+    it("matches the snapshot for two apps routed by path (seed 002)", () => {
+        expect(renderNginxConf(site({ apps: twoAppsByPath, timeouts: { connect: "60s", send: "300s", read: "300s" } }))).toMatchSnapshot();
+    });
+
+    it("matches the snapshot for two apps routed by host (seed 003)", () => {
+        expect(renderNginxConf(site({ apps: twoAppsByHost }))).toMatchSnapshot();
+    });
+
+    it("redirects all plain HTTP to HTTPS with 301, keeping host and URI", () => {
+        const conf = renderNginxConf(site());
+        expect(conf).toContain("listen 80 default_server;");
+        expect(conf).toContain("return 301 https://$host$request_uri;");
+    });
+
+    it("puts the public HTTPS port in the redirect when it is not 443 (dev)", () => {
+        const conf = renderNginxConf(site({ httpsPort: 8443 }));
+        expect(conf).toContain("return 301 https://$host:8443$request_uri;");
+        expect(conf).not.toContain("return 301 https://$host$request_uri;");
+    });
+
+    it("serves TLS 1.2/1.3 only, with HTTP/2, on 443", () => {
+        const block = serverBlock(renderNginxConf(site()), "api.example.com");
+        expect(block).toContain("listen 443 ssl http2;");
+        expect(block).toContain("ssl_protocols TLSv1.2 TLSv1.3;");
+        expect(block).not.toMatch(/TLSv1(\.1)?[ ;]/);
+        expect(block).toContain("ssl_certificate     /etc/nginx/tls/server.crt;");
+        expect(block).toContain("ssl_certificate_key /etc/nginx/tls/server.key;");
+    });
+
+    it("refuses handshakes for unknown host names", () => {
+        expect(renderNginxConf(site())).toMatch(/listen 443 ssl http2 default_server;\s+server_name _;\s+ssl_reject_handshake on;/);
+    });
+
+    it("sends HSTS and security headers on every response", () => {
+        const block = serverBlock(renderNginxConf(site()), "api.example.com");
+        expect(block).toContain('add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;');
+        expect(block).toContain('add_header X-Content-Type-Options "nosniff" always;');
+        expect(block).toContain('add_header X-Frame-Options "SAMEORIGIN" always;');
+        expect(block).toContain('add_header Referrer-Policy "strict-origin-when-cross-origin" always;');
+    });
+
+    it("renders HSTS options", () => {
+        const conf = renderNginxConf(site({ hsts: { maxAge: 600, includeSubDomains: false, preload: true } }));
+        expect(conf).toContain('Strict-Transport-Security "max-age=600; preload" always;');
+    });
+
+    it("limits requests per client IP with 429, on app locations but not on /health", () => {
+        const conf = renderNginxConf(site());
+        expect(conf).toContain("limit_req_zone $binary_remote_addr zone=perip:10m rate=10r/s;");
+        expect(conf).toContain("limit_req_status 429;");
+        const block = serverBlock(conf, "api.example.com");
+        const health = block.slice(block.indexOf("location = /health"), block.indexOf("}", block.indexOf("location = /health")));
+        expect(health).not.toContain("limit_req");
+        expect(block).toContain("limit_req zone=perip burst=20 nodelay;");
+    });
+
+    it("omits rate limiting entirely when disabled", () => {
+        const conf = renderNginxConf(site({ rateLimit: { enabled: false, rate: "10r/s", burst: 20 } }));
+        expect(conf).not.toContain("limit_req");
+    });
+
+    it("sets body size and proxy timeouts", () => {
+        const conf = renderNginxConf(site({ clientMaxBodySize: "25M", timeouts: { connect: "5s", send: "300s", read: "301s" } }));
+        expect(conf).toContain("client_max_body_size 25M;");
+        expect(conf).toContain("proxy_connect_timeout 5s;");
+        expect(conf).toContain("proxy_send_timeout 300s;");
+        expect(conf).toContain("proxy_read_timeout 301s;");
+    });
+
+    it("forwards Host, X-Real-IP, X-Forwarded-For and X-Forwarded-Proto", () => {
+        const block = serverBlock(renderNginxConf(site()), "api.example.com");
+        for (const h of [
+            "proxy_set_header Host              $host;",
+            "proxy_set_header X-Real-IP         $remote_addr;",
+            "proxy_set_header X-Forwarded-For   $proxy_add_x_forwarded_for;",
+            "proxy_set_header X-Forwarded-Proto $scheme;",
+        ]) {
+            expect(block).toContain(h);
+        }
+    });
+
+    it("passes /health through to the app without access logging (seeds 000/004)", () => {
+        const block = serverBlock(renderNginxConf(site()), "api.example.com");
+        expect(block).toMatch(/location = \/health \{\s+proxy_pass http:\/\/app_api\/health;[\s\S]*?access_log off;\s+\}/);
+    });
+
+    it("keeps upstream connections alive", () => {
+        const conf = renderNginxConf(site());
+        expect(conf).toMatch(/upstream app_api \{\s+server api:8000 max_fails=3 fail_timeout=10s;\s+keepalive 32;/);
+        expect(conf).toContain("proxy_http_version 1.1;");
+        expect(conf).toContain("proxy_set_header Connection        $connection_upgrade;");
+        expect(renderNginxConf(site({ keepalive: 0 }))).not.toContain("keepalive 32;");
+    });
+
+    it("routes by path prefix: /api and /api/… to api, the rest to web, never /apix to api", () => {
+        const block = serverBlock(renderNginxConf(site({ apps: twoAppsByPath })), "app.example.com");
+        expect(block).toMatch(/location = \/api \{[^}]*proxy_pass http:\/\/app_api;/);
+        expect(block).toMatch(/location \/api\/ \{[^}]*proxy_pass http:\/\/app_api;/);
+        expect(block).toMatch(/location \/ \{[^}]*proxy_pass http:\/\/app_web;/);
+        expect(block).not.toMatch(/location \/api \{/);
+        // /health on a shared host goes to the app that owns "/".
+        expect(block).toContain("proxy_pass http://app_web/;");
+    });
+
+    it("routes by host name with one server block per host", () => {
+        const conf = renderNginxConf(site({ apps: twoAppsByHost }));
+        expect(serverBlock(conf, "api.example.com")).toContain("proxy_pass http://app_api;");
+        expect(serverBlock(conf, "api.example.com")).toContain("proxy_pass http://app_api/api/health;");
+        expect(serverBlock(conf, "example.com")).toContain("proxy_pass http://app_web;");
+        expect(serverBlock(conf, "www.example.com")).toContain("proxy_pass http://app_web;");
+        expect(conf.match(/listen 443 ssl http2;/g)).toHaveLength(3);
+    });
+
+    it("answers the proxy's own health check on port 80 to localhost only", () => {
+        const conf = renderNginxConf(site());
+        expect(conf).toMatch(new RegExp(`location = ${NGINX_HEALTH_PATH} \\{[^}]*allow 127\\.0\\.0\\.1;\\s+deny all;`));
+    });
+
+    it("refuses to render with no app", () => {
+        expect(() => renderNginxConf(site({ apps: [] }))).toThrow(/at least one app/);
+    });
+
+    it("uses the given runtime paths (tests run nginx in a temporary prefix)", () => {
+        const conf = renderNginxConf(site({ runtime: { pid: "/tmp/x/nginx.pid", errorLog: "/tmp/x/error.log", accessLog: "/tmp/x/access.log", mimeTypes: "/tmp/x/mime.types" } }));
+        expect(conf).toContain("pid /tmp/x/nginx.pid;");
+        expect(conf).toContain("include /tmp/x/mime.types;");
+        expect(conf).not.toContain("/var/log/nginx");
+    });
+});
+
+describe("hostRoutes", () => {
+    it("orders locations longest prefix first and picks the / owner for /health", () => {
+        const apps = [
+            { name: "a", servers: [], hosts: ["h.example.com"], paths: ["/"], healthPath: "/health" },
+            { name: "b", servers: [], hosts: ["h.example.com"], paths: ["/api/v2", "/api/"], healthPath: "/health" },
+        ];
+        const [r] = hostRoutes(apps);
+        expect(r.locations.map((l) => l.path)).toEqual(["/api/v2", "/api", "/"]);
+        expect(r.healthApp.name).toBe("a");
+    });
+
+    it("falls back to the first app on a host without /", () => {
+        const [r] = hostRoutes([{ name: "b", servers: [], hosts: ["h.example.com"], paths: ["/api"], healthPath: "/health" }]);
+        expect(r.healthApp.name).toBe("b");
+    });
+});
