@@ -13,6 +13,11 @@ export const REDIS_ALIAS = "redis";
 export const REDIS_PORT = 6379;
 export const REDIS_CONF_FILE = "/usr/local/etc/redis/redis.conf";
 
+/** The healthcheck: the password goes from the config file into REDISCLI_AUTH, never into argv. */
+export function redisHealthCommand(confFile: string, port: number): string {
+    return `REDISCLI_AUTH="$(sed -n 's/^requirepass //p' ${confFile})" redis-cli -p ${port} ping | grep -q PONG`;
+}
+
 export interface RedisServiceArgs {
     host: VpsHost;
     prefix: string;
@@ -68,7 +73,7 @@ export class RedisService extends pulumi.ComponentResource {
                 volumes: [{ volumeName: volume.name, containerPath: "/data" }],
                 networksAdvanced: [{ name: args.network, aliases: [REDIS_ALIAS] }],
                 healthcheck: {
-                    tests: ["CMD-SHELL", `REDISCLI_AUTH="$(sed -n 's/^requirepass //p' ${REDIS_CONF_FILE})" redis-cli -p ${REDIS_PORT} ping | grep -q PONG`],
+                    tests: ["CMD-SHELL", redisHealthCommand(REDIS_CONF_FILE, REDIS_PORT)],
                     interval: "10s",
                     timeout: "5s",
                     retries: 5,

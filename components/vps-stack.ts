@@ -6,7 +6,7 @@ import { StackConfig } from "./config";
 import { NginxProxy } from "./nginx-proxy";
 import { PostgresService } from "./postgres-service";
 import { RedisService } from "./redis-service";
-import { hostRoutes } from "./render/nginx";
+import { hostRoutes, NginxSite } from "./render/nginx";
 import { StackCertificates } from "./stack-certificates";
 import { StackNetworks } from "./stack-networks";
 import { StackSecrets } from "./stack-secrets";
@@ -31,6 +31,19 @@ export function appUrls(cfg: Pick<StackConfig, "apps" | "nginx">): Record<string
             return [a.name, { url: `${base}${a.paths[0]}`, healthUrl: ownsHealth ? `${base}/health` : `${base}${a.healthPath}` }];
         }),
     );
+}
+
+/** What the proxy serves, from the stack's config (certificate paths are the proxy's business). */
+export function nginxSite(cfg: Pick<StackConfig, "apps" | "nginx">): Omit<NginxSite, "certificatePath" | "keyPath"> {
+    return {
+        apps: cfg.apps.map((a) => ({ name: a.name, servers: [`${a.name}:${a.port}`], hosts: a.hosts, paths: a.paths, healthPath: a.healthPath })),
+        httpsPort: cfg.nginx.httpsPort,
+        clientMaxBodySize: cfg.nginx.clientMaxBodySize,
+        rateLimit: cfg.nginx.rateLimit,
+        timeouts: cfg.nginx.timeouts,
+        hsts: cfg.nginx.hsts,
+        keepalive: cfg.nginx.keepalive,
+    };
 }
 
 export class VpsStack extends pulumi.ComponentResource {
@@ -139,15 +152,7 @@ export class VpsStack extends pulumi.ComponentResource {
                 prefix,
                 stack,
                 image: cfg.nginx.image,
-                site: {
-                    apps: cfg.apps.map((a) => ({ name: a.name, servers: [`${a.name}:${a.port}`], hosts: a.hosts, paths: a.paths, healthPath: a.healthPath })),
-                    httpsPort: cfg.nginx.httpsPort,
-                    clientMaxBodySize: cfg.nginx.clientMaxBodySize,
-                    rateLimit: cfg.nginx.rateLimit,
-                    timeouts: cfg.nginx.timeouts,
-                    hsts: cfg.nginx.hsts,
-                    keepalive: cfg.nginx.keepalive,
-                },
+                site: nginxSite(cfg),
                 httpPort: cfg.nginx.httpPort,
                 httpsPort: cfg.nginx.httpsPort,
                 bindAddress: cfg.local ? "127.0.0.1" : "0.0.0.0",

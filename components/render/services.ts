@@ -7,6 +7,8 @@ export interface RedisSettings {
     maxmemoryPolicy: string;
     appendonly: boolean;
     appendfsync: string;
+    /** @default "/data" (the official image's data directory) */
+    dataDir?: string;
 }
 
 /** redis.conf with the password inside, so it never shows in argv or `docker inspect`. */
@@ -21,7 +23,7 @@ export function renderRedisConf(s: RedisSettings): string {
         "port 6379",
         "protected-mode yes",
         `requirepass ${s.password}`,
-        "dir /data",
+        `dir ${s.dataDir ?? "/data"}`,
         `appendonly ${s.appendonly ? "yes" : "no"}`,
         `appendfsync ${s.appendfsync}`,
         // RDB snapshots as well as the AOF (seed 004: "RDB + AOF").

@@ -1,0 +1,46 @@
+// The documentation cannot drift from the schema: Pulumi.yaml's config block and the README's config
+// table are generated from it (npm run docs:config), and these tests fail when either is stale.
+import * as fs from "fs";
+import * as path from "path";
+import YAML from "yaml";
+import { configSchema, loadConfig } from "../components/config";
+import { configReference, projectConfigBlock } from "../components/config-reference";
+import { renderedProjectFile, renderedReadme } from "../scripts/config-reference";
+import { ROOT } from "./mocks";
+
+const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
+
+describe("config reference", () => {
+    it("Pulumi.yaml's config block is generated from the schema (run npm run docs:config)", () => {
+        const current = read("Pulumi.yaml");
+        expect(renderedProjectFile(current)).toBe(current);
+    });
+
+    it("the README's config table is generated from the schema (run npm run docs:config)", () => {
+        const current = read("README.md");
+        expect(renderedReadme(current)).toBe(current);
+    });
+
+    it("declares every top-level key, each typed, described and defaulted", () => {
+        const project = YAML.parse(read("Pulumi.yaml"));
+        expect(Object.keys(project.config).sort()).toEqual(Object.keys(configSchema.shape).sort());
+        for (const [key, decl] of Object.entries<any>(project.config)) {
+            expect([key, typeof decl.description, decl.description.length > 10]).toEqual([key, "string", true]);
+            expect(["string", "integer", "boolean", "array", "object"]).toContain(decl.type);
+            expect(decl.default).toBeDefined();
+        }
+    });
+
+    it("Pulumi.yaml's defaults are exactly what the loader would use", () => {
+        // A stack with nothing set gets Pulumi.yaml's defaults injected by the CLI; the result must equal
+        // the schema's own defaults, or the two would disagree on what an unset key means.
+        const defaults = Object.fromEntries(Object.entries(projectConfigBlock()).map(([k, v]) => [k, v.default]));
+        const viaPulumi = loadConfig({ ...defaults, apps: [{ name: "api", image: "demo:1" }] }, "dev");
+        const viaSchema = loadConfig({ apps: [{ name: "api", image: "demo:1" }] }, "dev");
+        expect(viaPulumi).toEqual(viaSchema);
+    });
+
+    it("documents every key", () => {
+        for (const row of configReference()) expect([row.path, row.description.length > 3]).toEqual([row.path, true]);
+    });
+});

@@ -1,0 +1,55 @@
+// Helpers for tests that run real tools: temporary dirs, free ports, a throwaway CA from openssl.
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+
+export function tempDir(prefix: string): string {
+    return fs.mkdtempSync(path.join(os.tmpdir(), `vps-stack-${prefix}-`));
+}
+
+/** The absolute path of a tool, or a test failure telling how to install it (never a silent skip). */
+export function tool(name: string, pkg: string): string {
+    for (const dir of (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
+        const p = path.join(dir, name);
+        if (fs.existsSync(p)) return p;
+    }
+    throw new Error(`${name} is not installed: apt-get install -y ${pkg} (or run bash .ci/install-tools.sh as root)`);
+}
+
+export function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const srv = net.createServer();
+        srv.listen(0, "127.0.0.1", () => {
+            const { port } = srv.address() as net.AddressInfo;
+            srv.close(() => resolve(port));
+        });
+        srv.on("error", reject);
+    });
+}
+
+export interface TestCa {
+    caCert: string;
+    cert: string;
+    key: string;
+}
+
+/** A CA and a server certificate for `names`, like the per-stack CA the program makes. */
+export function makeCa(dir: string, names: string[]): TestCa {
+    const openssl = tool("openssl", "openssl");
+    const f = (n: string) => path.join(dir, n);
+    const run = (args: string[]) => execFileSync(openssl, args, { stdio: "pipe" });
+    run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f("ca.key")]);
+    run(["req", "-x509", "-new", "-key", f("ca.key"), "-subj", "/CN=vps-stack test CA", "-days", "2", "-out", f("ca.crt")]);
+    run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f("server.key")]);
+    run(["req", "-new", "-key", f("server.key"), "-subj", `/CN=${names[0]}`, "-out", f("server.csr")]);
+    fs.writeFileSync(f("ext.cnf"), `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n`);
+    run(["x509", "-req", "-in", f("server.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", f("ext.cnf"), "-out", f("server.crt")]);
+    return { caCert: f("ca.crt"), cert: f("server.crt"), key: f("server.key") };
+}
+
+export function sh(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
+    const r = spawnSync(cmd, args, { input: opts.input, env: { ...process.env, ...opts.env }, encoding: "utf8" });
+    return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
+}
