@@ -6,7 +6,7 @@ module.exports = {
     roots: ["<rootDir>/test"],
     testMatch: ["**/*.test.ts"],
     testPathIgnorePatterns: ["/integration/"],
-    transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] },
+    transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
     setupFiles: ["<rootDir>/test/setup.ts"],
     testTimeout: 30000,
 };

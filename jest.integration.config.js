@@ -4,6 +4,6 @@ module.exports = {
     testEnvironment: "node",
     roots: ["<rootDir>/test/integration"],
     testMatch: ["**/*.test.ts"],
-    transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] },
+    transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
     testTimeout: 120000,
 };
