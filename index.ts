@@ -26,6 +26,7 @@ export const containers = {
     postgres: stack.postgres.containerName,
     redis: stack.redis.containerName,
     nginx: stack.proxy.containerName,
+    backup: stack.backup?.containerName,
     apps: Object.fromEntries(Object.entries(stack.apps).map(([app, s]) => [app, s.containerNames])),
 };
 export const volumes = { postgres: stack.postgres.volumeName, redis: stack.redis.volumeName };
@@ -38,3 +39,13 @@ export const postgres = {
 };
 export const postgresConnectionString = stack.postgres.connectionString;
 export const redisUrl = stack.redis.url;
+export const backup = {
+    enabled: cfg.backup.enabled,
+    directory: cfg.backup.directory,
+    schedule: cfg.backup.schedule,
+    verifySchedule: cfg.backup.verifySchedule,
+    timezone: cfg.backup.timezone,
+    retention: cfg.backup.retention,
+    maxAgeHours: cfg.backup.maxAgeHours,
+    commands: stack.backupCommands,
+};

@@ -277,6 +277,8 @@ const backupSchema = z
             .describe("How many backups are kept."),
         maxAgeHours: z.number().int().min(1).max(24 * 31).default(26).describe("The backup check fails when the last good backup is older than this."),
         verifySchedule: cron("0 4 * * 0", "When the latest backup is test-restored (cron, in `timezone`)."),
+        memory: memory("512m", "Memory limit of the backup container."),
+        cpus: cpus(1, "CPU limit of the backup container."),
     })
     .describe("Scheduled PostgreSQL backups.");
 

@@ -61,6 +61,8 @@ export class PostgresService extends pulumi.ComponentResource {
     readonly password: pulumi.Output<string>;
     readonly connectionString: pulumi.Output<string>;
     readonly container: docker.Container;
+    /** The server's image: the backup job runs the same binaries. */
+    readonly imageId: pulumi.Output<string>;
 
     constructor(name: string, args: PostgresServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super(POSTGRES_SERVICE_TYPE, name, {}, opts);
@@ -72,6 +74,7 @@ export class PostgresService extends pulumi.ComponentResource {
         this.password = pulumi.secret(pulumi.output(args.password));
 
         const image = pullImage(`${name}-image`, { ref: args.image, trackTag: false }, { parent: this, provider });
+        this.imageId = image.imageId;
         const volume = new docker.Volume(
             `${name}-data`,
             { name: this.volumeName, labels: labels(args.stack, "postgres") },

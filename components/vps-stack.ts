@@ -2,6 +2,7 @@
 // wired from a validated StackConfig. index.ts only loads the config, builds this and exports outputs.
 import * as pulumi from "@pulumi/pulumi";
 import { ApiService } from "./api-service";
+import { BackupJob, backupCommands } from "./backup-job";
 import { StackConfig } from "./config";
 import { NginxProxy } from "./nginx-proxy";
 import { PostgresService } from "./postgres-service";
@@ -55,6 +56,9 @@ export class VpsStack extends pulumi.ComponentResource {
     readonly redis: RedisService;
     readonly apps: Record<string, ApiService>;
     readonly proxy: NginxProxy;
+    readonly backup?: BackupJob;
+    /** Commands an operator runs for backups (empty when backups are disabled). */
+    readonly backupCommands?: ReturnType<typeof backupCommands>;
     readonly urls: Record<string, { url: string; healthUrl: string }>;
 
     constructor(name: string, cfg: StackConfig, opts: VpsStackOptions = {}) {
@@ -165,6 +169,37 @@ export class VpsStack extends pulumi.ComponentResource {
             },
             child,
         );
+
+        if (cfg.backup.enabled) {
+            this.backup = new BackupJob(
+                `${name}-backup`,
+                {
+                    host,
+                    prefix,
+                    stack,
+                    image: this.postgres.imageId,
+                    dataNetwork: this.networks.data.name,
+                    postgres: {
+                        host: this.postgres.hostAlias,
+                        port: this.postgres.port,
+                        database: this.postgres.database,
+                        user: this.postgres.user,
+                        password: this.postgres.password,
+                    },
+                    directory: cfg.backup.directory,
+                    schedule: cfg.backup.schedule,
+                    verifySchedule: cfg.backup.verifySchedule,
+                    timezone: cfg.backup.timezone,
+                    retention: cfg.backup.retention,
+                    maxAgeHours: cfg.backup.maxAgeHours,
+                    memory: cfg.backup.memory,
+                    cpus: cfg.backup.cpus,
+                    dependsOn: [this.postgres],
+                },
+                child,
+            );
+            this.backupCommands = backupCommands(this.backup.containerName, cfg.host);
+        }
 
         this.urls = appUrls(cfg);
         this.registerOutputs({ urls: this.urls });

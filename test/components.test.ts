@@ -414,8 +414,8 @@ describe("VpsStack", () => {
     it("names every container, network and volume vps-stack-<stack>-…", async () => {
         await build(preprodConfig());
         const named = [...ofType(CONTAINER), ...ofType(NETWORK), ...ofType(VOLUME)].map((r) => r.inputs.name);
-        // postgres, redis, api ×2, web, nginx; edge, data; two volumes
-        expect(named.length).toBe(6 + 2 + 2);
+        // postgres, redis, backup, api ×2, web, nginx; edge, data; two volumes
+        expect(named.length).toBe(7 + 2 + 2);
         for (const n of named) expect(n).toMatch(/^vps-stack-preprod-/);
     });
 

@@ -61,12 +61,14 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         program = await runProgram(stack, raw);
     });
 
-    it("creates containers for postgres, redis, every app replica and nginx", () => {
+    it("creates containers for postgres, redis, the backup job, every app replica and nginx", () => {
         const names = ofType(CONTAINER).map((c) => c.inputs.name);
-        expect(names).toEqual(expect.arrayContaining([`vps-stack-${stack}-postgres`, `vps-stack-${stack}-redis`, `vps-stack-${stack}-nginx`]));
+        expect(names).toEqual(
+            expect.arrayContaining([`vps-stack-${stack}-postgres`, `vps-stack-${stack}-redis`, `vps-stack-${stack}-backup`, `vps-stack-${stack}-nginx`]),
+        );
         const apps = stackConfig(stack).apps as any[];
         const replicas = apps.reduce((n, a) => n + (a.replicas ?? 1), 0);
-        expect(names).toHaveLength(3 + replicas);
+        expect(names).toHaveLength(4 + replicas);
     });
 
     it(`publishes ports only on the proxy, and only ${httpPort}/${httpsPort}`, () => {
@@ -92,10 +94,10 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         }
     });
 
-    it("attaches PostgreSQL and Redis to the internal data network only", () => {
+    it("attaches PostgreSQL, Redis and the backup job to the internal data network only", () => {
         const internal = ofType(NETWORK).filter((n) => n.inputs.internal).map((n) => n.inputs.name);
         expect(internal).toEqual([`vps-stack-${stack}-data`]);
-        for (const svc of ["postgres", "redis"]) {
+        for (const svc of ["postgres", "redis", "backup"]) {
             const c = ofType(CONTAINER).find((x) => x.inputs.name === `vps-stack-${stack}-${svc}`)!;
             expect(c.inputs.networksAdvanced.map((n: any) => n.name)).toEqual(internal);
         }
