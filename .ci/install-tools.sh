@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the integration tests run for real (nginx, redis-server, openssl), without
-# starting their services. Idempotent: does nothing when they are already there.
+# Installs the Debian tools the integration tests run for real (nginx, redis-server, PostgreSQL, openssl,
+# ShellCheck, busybox) without starting their services. Idempotent: does nothing when they are there.
 set -euo pipefail
 
 need=()
@@ -8,9 +8,12 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v busybox >/dev/null 2>&1 || need+=(busybox)
 
 if [ "${#need[@]}" -eq 0 ]; then
-    echo "install-tools: nginx, redis-server, openssl already present"
+    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox already present"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -141,6 +141,7 @@ cmd_run() {
         die "backup FAILED: pg_dump failed; no file was kept"
     fi
     write_marker "$SUCCESS" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "file=$name" "size=$DUMP_SIZE" "sha256=$DUMP_SHA256" "seconds=$(($(now) - started))"
+    rm -f "$FAILURE"
     log "backup ok: $name ($DUMP_SIZE bytes, sha256 $DUMP_SHA256)"
     prune
 }
@@ -238,13 +239,13 @@ cmd_check() {
     max=$((MAX_AGE_HOURS * 3600))
     ok_time=$(marker_get "$SUCCESS" time)
     fail_time=$(marker_get "$FAILURE" time)
-    vok_time=$(marker_get "$VERIFY_SUCCESS" time)
     vfail_time=$(marker_get "$VERIFY_FAILURE" time)
-    if [ -n "$fail_time" ] && [ "$fail_time" -ge "${ok_time:-0}" ]; then
+    # A success removes the failure marker, so a failure marker is always the latest news.
+    if [ -n "$fail_time" ]; then
         echo "FAIL: the last backup failed at $(marker_get "$FAILURE" iso): $(marker_get "$FAILURE" reason)"
         exit 1
     fi
-    if [ -n "$vfail_time" ] && [ "$vfail_time" -ge "${vok_time:-0}" ]; then
+    if [ -n "$vfail_time" ]; then
         echo "FAIL: the last verification failed at $(marker_get "$VERIFY_FAILURE" iso): $(marker_get "$VERIFY_FAILURE" reason)"
         exit 1
     fi
@@ -296,6 +297,7 @@ cmd_verify() {
     fi
     counts=$(sql -d "$db" -c "SELECT string_agg(format('%s=%s', t, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', t), false, true, '')))[1]::text), ',' ORDER BY t) FROM (SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')) s")
     rows=$(printf '%s' "$counts" | tr ',' '\n' | awk -F= '{s += $2} END {print s + 0}')
+    rm -f "$VERIFY_FAILURE"
     write_marker "$VERIFY_SUCCESS" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "file=$VERIFY_FILE" "tables=$tables" "rows=$rows" "counts=$counts"
     log "verification ok: $VERIFY_FILE restores $tables tables, $rows rows"
 }
@@ -324,12 +326,32 @@ cmd_restore() {
     safety="$BACKUP_DIR/$BACKUP_PREFIX-pre-restore-$(date -u +%Y%m%dT%H%M%SZ).dump"
     log "safety dump of the current database to $safety (kept until you delete it)"
     dump_to "$safety" || die "the safety dump failed; nothing was restored"
-    log "restoring $(basename "$dump") into ${PGDATABASE:-?}"
-    # Other sessions would hold locks the restore needs; the apps reconnect by themselves.
-    sql -d "${PGDATABASE:-postgres}" -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()" >/dev/null
-    if ! pg_restore --no-password --clean --if-exists --no-owner --no-privileges --single-transaction --exit-on-error --dbname="${PGDATABASE:-postgres}" "$dump"; then
-        die "restore failed and was rolled back; the database is as it was (safety dump: $safety)"
+    target=${PGDATABASE:?PGDATABASE is not set}
+    admin=${PGADMINDB:-postgres}
+    staging="${target}_restoring_$(now)"
+    old="${target}_before_restore_$(now)"
+    log "restoring $(basename "$dump") into a new database $staging"
+    sql -d "$admin" -c "CREATE DATABASE \"$staging\"" || die "cannot create database $staging; nothing was restored"
+    if ! pg_restore --no-password --no-owner --no-privileges --single-transaction --exit-on-error --dbname="$staging" "$dump"; then
+        sql -d "$admin" -c "DROP DATABASE IF EXISTS \"$staging\"" || true
+        die "restore failed; $target was not touched (safety dump: $safety)"
     fi
+    # Swap: the live database is only touched once a complete copy is ready. Other sessions are cut off
+    # (the apps reconnect by themselves) and kept off while the names change.
+    log "swapping $staging in as $target"
+    sql -d "$admin" -c "ALTER DATABASE \"$target\" ALLOW_CONNECTIONS false" || die "cannot lock $target; nothing was changed (restored copy: $staging)"
+    swapped=no
+    for _ in 1 2 3 4 5; do
+        sql -d "$admin" -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '$target' AND pid <> pg_backend_pid()" >/dev/null
+        if sql -d "$admin" -c "ALTER DATABASE \"$target\" RENAME TO \"$old\"" 2>/dev/null; then swapped=yes; break; fi
+        sleep 1
+    done
+    if [ "$swapped" != yes ]; then
+        sql -d "$admin" -c "ALTER DATABASE \"$target\" ALLOW_CONNECTIONS true" || true
+        die "could not take $target offline for the swap; nothing was changed (restored copy: $staging)"
+    fi
+    sql -d "$admin" -c "ALTER DATABASE \"$staging\" RENAME TO \"$target\"" || die "could not rename $staging to $target; the previous database is $old"
+    sql -d "$admin" -c "DROP DATABASE \"$old\"" || log "could not drop $old; drop it by hand once you are satisfied"
     log "restore ok: ${PGDATABASE:-?} now holds $(basename "$dump") (safety dump: $(basename "$safety"))"
 }
 
