@@ -2,7 +2,7 @@
 // uses PostgreSQL or Redis), never published. Secrets reach it as files by default.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "./container-defaults";
 import { pullImage } from "./image";
 import { VpsHost } from "./vps-host";
 
@@ -95,7 +95,7 @@ export class ApiService extends pulumi.ComponentResource {
                         user: args.user,
                         envs,
                         uploads: delivery.uploads,
-                        capabilities: { drops: ["ALL"], adds: args.capAdd },
+                        capabilities: { drops: ["ALL"], adds: dockerCaps(args.capAdd) },
                         readOnly: args.readOnly,
                         tmpfs: args.readOnly ? { "/tmp": "rw,noexec,nosuid,size=64m" } : undefined,
                         // A read-only root refuses uploads; a per-container volume holds the secret files instead.
@@ -105,12 +105,12 @@ export class ApiService extends pulumi.ComponentResource {
                             { name: args.edgeNetwork, aliases: [args.name] },
                             ...(args.dataNetwork ? [{ name: args.dataNetwork }] : []),
                         ],
-                        healthcheck: { tests: healthTest(args), interval: "15s", timeout: "5s", retries: 3, startPeriod: "20s" },
+                        healthcheck: healthcheck({ tests: healthTest(args), interval: "15s", timeout: "5s", retries: 3, startPeriod: "20s" }),
                         waitTimeout: 120,
                     },
                     // Names are fixed (vps-stack-<stack>-<app>-<n>), so a replacement must delete first; the
                     // proxy reloads afterwards to pick up the new addresses (see NginxProxy).
-                    { parent: this, provider, deleteBeforeReplace: true },
+                    { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
                 ),
         );
         this.registerOutputs({ containerNames: this.containerNames });

@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck } from "./container-defaults";
 import { VpsHost } from "./vps-host";
 
 export const BACKUP_JOB_TYPE = "vps-stack:index:BackupJob";
@@ -112,17 +112,19 @@ export class BackupJob extends pulumi.ComponentResource {
                 volumes: [{ hostPath: args.directory, containerPath: BACKUP_MOUNT }],
                 networksAdvanced: [{ name: args.dataNetwork }],
                 capabilities: { drops: ["ALL"] },
-                healthcheck: {
+                healthcheck: healthcheck({
                     tests: ["CMD", BACKUP_SCRIPT, "check"],
-                    interval: "1m",
+                    // Cheap (it reads marker files); a short interval also keeps the first `pulumi up` short,
+                    // since the provider waits for the first healthy report.
+                    interval: "15s",
                     timeout: "10s",
                     retries: 1,
                     startPeriod: "30s",
-                },
+                }),
                 waitTimeout: 90,
             },
             // Fixed name; nothing is lost when it is replaced (state lives in the backup directory).
-            { parent: this, provider: args.host.provider, deleteBeforeReplace: true, dependsOn: args.dependsOn },
+            { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.dependsOn },
         );
         this.registerOutputs({ containerName: this.containerName });
     }

@@ -2,7 +2,7 @@
 // dev). Its nginx.conf is rendered by renderNginxConf; certificate and key are uploaded, the key 0400.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "./container-defaults";
 import { pullImage } from "./image";
 import { NGINX_HEALTH_PATH, NginxSite, renderNginxConf } from "./render/nginx";
 import { VpsHost } from "./vps-host";
@@ -69,19 +69,19 @@ export class NginxProxy extends pulumi.ComponentResource {
                 ],
                 networksAdvanced: [{ name: args.edgeNetwork }],
                 // Enough for the master to bind 80/443, switch to the nginx user and own its cache dirs.
-                capabilities: { drops: ["ALL"], adds: ["CHOWN", "DAC_OVERRIDE", "NET_BIND_SERVICE", "SETGID", "SETUID"] },
-                healthcheck: {
+                capabilities: { drops: ["ALL"], adds: dockerCaps(["CHOWN", "DAC_OVERRIDE", "NET_BIND_SERVICE", "SETGID", "SETUID"]) },
+                healthcheck: healthcheck({
                     tests: ["CMD-SHELL", `curl -fsS -o /dev/null ${healthUrl} || wget -q -O /dev/null ${healthUrl}`],
                     interval: "15s",
                     timeout: "5s",
                     retries: 3,
                     startPeriod: "10s",
-                },
+                }),
                 waitTimeout: 90,
             },
             // It owns the public ports, so two cannot run at once: the old one stops first (a restart of
             // about a second, only when the proxy's own config changes).
-            { parent: this, provider, deleteBeforeReplace: true, dependsOn: args.upstreams },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.upstreams },
         );
 
         // nginx resolves upstream names when it loads its config; after an app container is replaced its

@@ -3,7 +3,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { sizeToMiB } from "./config";
-import { baseContainerArgs, labels } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "./container-defaults";
 import { pullImage } from "./image";
 import { postgresCommand, postgresUrl, renderPasswordSql, renderPostgresInitSql } from "./render/services";
 import { VpsHost } from "./vps-host";
@@ -99,20 +99,20 @@ export class PostgresService extends pulumi.ComponentResource {
                 volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
                 networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],
                 shmSize: Math.round(sizeToMiB(args.shmSize)),
-                healthcheck: {
+                healthcheck: healthcheck({
                     tests: ["CMD-SHELL", `pg_isready -h 127.0.0.1 -p ${POSTGRES_PORT} -U ${args.user} -d ${args.database}`],
                     interval: "10s",
                     timeout: "5s",
                     retries: 5,
                     startPeriod: "30s",
-                },
+                }),
                 waitTimeout: 180,
                 // Let PostgreSQL finish a clean shutdown checkpoint instead of being killed after 10s.
                 stopTimeout: 60,
                 stopSignal: "SIGINT",
             },
             // One server per data volume: the old container must be gone before the new one starts.
-            { parent: this, provider, deleteBeforeReplace: true },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
         );
 
         // POSTGRES_PASSWORD only applies to an empty data directory; this keeps the role's password equal to

@@ -2,7 +2,7 @@
 // file, never on the command line; the healthcheck reads the password into REDISCLI_AUTH, not argv.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, labels } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "./container-defaults";
 import { pullImage } from "./image";
 import { redisUrl, renderRedisConf } from "./render/services";
 import { VpsHost } from "./vps-host";
@@ -72,17 +72,17 @@ export class RedisService extends pulumi.ComponentResource {
                 uploads: [{ file: REDIS_CONF_FILE, content: conf, permissions: "0400" }],
                 volumes: [{ volumeName: volume.name, containerPath: "/data" }],
                 networksAdvanced: [{ name: args.network, aliases: [REDIS_ALIAS] }],
-                healthcheck: {
+                healthcheck: healthcheck({
                     tests: ["CMD-SHELL", redisHealthCommand(REDIS_CONF_FILE, REDIS_PORT)],
                     interval: "10s",
                     timeout: "5s",
                     retries: 5,
                     startPeriod: "10s",
-                },
+                }),
                 waitTimeout: 120,
             },
             // One server per AOF directory.
-            { parent: this, provider, deleteBeforeReplace: true },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
         );
 
         this.url = pulumi.secret(password.apply((p) => redisUrl({ password: p, host: REDIS_ALIAS, port: REDIS_PORT })));

@@ -230,7 +230,7 @@ describe("PostgresService", () => {
         expect(pg.healthcheck.tests.join(" ")).toContain("pg_isready");
         expect(pg.restart).toBe("unless-stopped");
         expect(pg.memory).toBe(2048);
-        expect(pg.cpus).toBe("2");
+        expect(pg.cpus).toBe("2.0");
         expect(pg.shmSize).toBe(256);
         expect(pg.logDriver).toBe("json-file");
         expect(pg.logOpts).toEqual(LOG_OPTS);
@@ -362,9 +362,17 @@ describe("ApiService", () => {
         expect(container("vps-stack-preprod-api-1").image).toMatch(/^sha256:/);
     });
 
-    it("is replaced delete-first because its name is fixed", async () => {
+    it("is replaced delete-first because its name is fixed, and on any healthcheck change", async () => {
         await build(preprodConfig());
-        expect((rawProps.get("vps-stack-app-api-1")!.opts as pulumi.CustomResourceOptions).deleteBeforeReplace).toBe(true);
+        const opts = rawProps.get("vps-stack-app-api-1")!.opts as pulumi.CustomResourceOptions;
+        expect(opts.deleteBeforeReplace).toBe(true);
+        expect(opts.replaceOnChanges).toEqual(["healthcheck"]);
+    });
+
+    it("writes capabilities as Docker reads them back", async () => {
+        await build(preprodConfig((c) => (c.apps[0].capAdd = ["NET_BIND_SERVICE", "CAP_SYS_NICE"])));
+        expect(container("vps-stack-preprod-api-1").capabilities).toEqual({ drops: ["ALL"], adds: ["CAP_NET_BIND_SERVICE", "CAP_SYS_NICE"] });
+        expect(container("vps-stack-preprod-nginx").capabilities.adds).toEqual(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_NET_BIND_SERVICE", "CAP_SETGID", "CAP_SETUID"]);
     });
 });
 

@@ -16,6 +16,8 @@
 # Settings (environment): PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE, BACKUP_DIR, BACKUP_PREFIX,
 # KEEP_DAILY KEEP_WEEKLY KEEP_MONTHLY, MAX_AGE_HOURS, BACKUP_SCHEDULE, VERIFY_SCHEDULE, TZ.
 set -eu
+# Backups, checksums and markers are the database's contents and metadata: private to the owner.
+umask 077
 
 BACKUP_DIR=${BACKUP_DIR:-/backups}
 BACKUP_PREFIX=${BACKUP_PREFIX:-backup}
@@ -126,7 +128,6 @@ dump_to() {
 }
 
 cmd_run() {
-    umask 077
     lock
     started=$(now)
     name="$BACKUP_PREFIX-$(date -u +%Y%m%dT%H%M%SZ).dump"
@@ -320,7 +321,6 @@ cmd_restore() {
     if [ "$confirm" != yes ]; then
         die "restoring $(basename "$dump") REPLACES the contents of database ${PGDATABASE:-?}; run again with --confirm to proceed"
     fi
-    umask 077
     lock
     check_sum "$dump"
     safety="$BACKUP_DIR/$BACKUP_PREFIX-pre-restore-$(date -u +%Y%m%dT%H%M%SZ).dump"
@@ -402,6 +402,7 @@ cron_match() {
 
 cmd_schedule() {
     mkdir -p "$BACKUP_DIR"
+    chmod 700 "$BACKUP_DIR" || log "cannot restrict $BACKUP_DIR to its owner"
     [ -f "$INSTALLED" ] || write_marker "$INSTALLED" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     log "scheduled: backups at '$BACKUP_SCHEDULE', verification at '$VERIFY_SCHEDULE' (TZ=${TZ:-UTC}); keep $KEEP_DAILY daily, $KEEP_WEEKLY weekly, $KEEP_MONTHLY monthly"
     last=""
