@@ -1,12 +1,18 @@
 // vps-stack: load and validate the stack's config, build the stack, export its outputs. Logic lives in
 // components/.
+import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, loadConfig, rawConfigFromPulumi } from "./components/config";
+import { ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } from "./components/config";
+import { expandHome } from "./components/vps-host";
 import { VpsStack } from "./components/vps-stack";
 
 function loadStackConfig() {
     try {
-        return loadConfig(rawConfigFromPulumi(pulumi.runtime.allConfig()), pulumi.getStack());
+        const stack = pulumi.getStack();
+        const cfg = loadConfig(rawConfigFromPulumi(pulumi.runtime.allConfig()), stack);
+        const problems = environmentProblems(cfg, { sshAuthSock: process.env.SSH_AUTH_SOCK, fileExists: (p) => fs.existsSync(expandHome(p)) });
+        if (problems.length > 0) throw new ConfigError(stack, problems);
+        return cfg;
     } catch (e) {
         // RunError prints the message alone, without a stack trace: it is the whole story.
         if (e instanceof ConfigError) throw new pulumi.RunError(e.message);

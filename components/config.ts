@@ -522,6 +522,30 @@ function repairedParse(raw: RawConfigMap): Parsed | undefined {
     return undefined;
 }
 
+/** What the deploying machine offers for SSH, checked by environmentProblems(). */
+export interface DeployEnvironment {
+    /** SSH_AUTH_SOCK, when an agent runs. */
+    sshAuthSock?: string;
+    /** Tells whether a file exists (the private key); injected so this stays testable. */
+    fileExists: (path: string) => boolean;
+}
+
+/**
+ * Problems with the machine running `pulumi up` rather than with the config: no way to authenticate over
+ * SSH. Reported in the same format, before any resource is touched.
+ */
+export function environmentProblems(cfg: StackConfig, env: DeployEnvironment): ConfigProblem[] {
+    if (!cfg.host) return [];
+    if (cfg.host.privateKeyPath) {
+        return env.fileExists(cfg.host.privateKeyPath)
+            ? []
+            : [{ path: "host.privateKeyPath", message: `(${cfg.host.privateKeyPath}) does not exist on this machine`, fix: fixFor("host.privateKeyPath") }];
+    }
+    return env.sshAuthSock
+        ? []
+        : [{ path: "host.privateKeyPath", message: "is not set and no SSH agent is running (SSH_AUTH_SOCK is empty)", fix: `${fixFor("host.privateKeyPath")}   # or start ssh-agent and ssh-add your key` }];
+}
+
 /**
  * Validates the raw config for `stack` and resolves stack-dependent defaults. Throws a ConfigError that
  * lists every problem at once.

@@ -26,8 +26,9 @@ export interface VpsHostArgs {
     /** Credentials for private registries, passed to the Docker provider. */
     registryAuth?: { address: string; username: string; password: pulumi.Input<string> }[];
     /**
-     * Where the known_hosts file and the SSH control sockets live on the deploying machine.
-     * @default ~/.cache/vps-stack/<stack>
+     * Where the known_hosts file and the SSH control sockets live on the deploying machine; one per
+     * stack, so two stacks deployed at once never read each other's pinned key.
+     * @default ~/.cache/vps-stack/<project>-<stack>
      */
     stateDir?: string;
 }
@@ -39,7 +40,7 @@ export interface HostCommandArgs {
     triggers?: pulumi.Input<any[]>;
 }
 
-function expandHome(p: string): string {
+export function expandHome(p: string): string {
     return p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
 }
 
@@ -56,7 +57,7 @@ export class VpsHost extends pulumi.ComponentResource {
         this.sshOptions = [];
 
         if (ssh) {
-            const stateDir = expandHome(args.stateDir ?? path.join(os.homedir(), ".cache", "vps-stack", name));
+            const stateDir = expandHome(args.stateDir ?? path.join(os.homedir(), ".cache", "vps-stack", `${pulumi.getProject()}-${pulumi.getStack()}`));
             const knownHostsFile = path.join(stateDir, "known_hosts");
             const controlDir = path.join(stateDir, "ssh");
             // ssh needs the file before the provider's first dial, which happens during this very run.

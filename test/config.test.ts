@@ -1,6 +1,6 @@
 // Config validation: good configs for every committed stack, and bad ones that must each fail with a
 // message naming the offending key and the command that fixes it, all problems in one error.
-import { ConfigError, isPinnedImage, loadConfig, RawConfigMap, sizeToMiB } from "../components/config";
+import { ConfigError, environmentProblems, isPinnedImage, loadConfig, RawConfigMap, sizeToMiB } from "../components/config";
 import { stackConfig, withRequiredSecrets } from "./mocks";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
@@ -226,5 +226,29 @@ describe("pure helpers", () => {
         ["12x", NaN],
     ])("sizeToMiB(%s) = %s", (s, n) => {
         expect(sizeToMiB(s)).toBe(n);
+    });
+});
+
+describe("environmentProblems", () => {
+    const cfg = (host: any = {}) => loadConfig({ ...good(), host: { ...good().host, ...host } }, "preprod");
+    const none = () => false;
+
+    it("accepts an SSH agent when no key file is configured", () => {
+        expect(environmentProblems(cfg(), { sshAuthSock: "/run/agent.sock", fileExists: none })).toEqual([]);
+    });
+
+    it("requires a key file or an agent", () => {
+        const [p] = environmentProblems(cfg(), { fileExists: none });
+        expect(p.path).toBe("host.privateKeyPath");
+        expect(p.fix).toContain("pulumi config set --path 'host.privateKeyPath' ~/.ssh/id_ed25519");
+    });
+
+    it("checks that the configured key file exists", () => {
+        expect(environmentProblems(cfg({ privateKeyPath: "~/.ssh/id_ed25519" }), { fileExists: (p) => p === "~/.ssh/id_ed25519" })).toEqual([]);
+        expect(environmentProblems(cfg({ privateKeyPath: "~/.ssh/missing" }), { fileExists: none })[0].message).toContain("does not exist");
+    });
+
+    it("has nothing to say about dev", () => {
+        expect(environmentProblems(loadConfig({ apps: [{ name: "api", image: "demo:1" }] }, "dev"), { fileExists: none })).toEqual([]);
     });
 });

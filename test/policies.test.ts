@@ -19,8 +19,10 @@ import {
 
 type Program = Record<string, any>;
 
-async function runProgram(stack: string, raw: RawConfigMap): Promise<Program> {
+async function runProgram(stack: string, raw: RawConfigMap, env: { sshAuthSock?: string } = { sshAuthSock: "/tmp/test-agent.sock" }): Promise<Program> {
     resetRecorded();
+    if (env.sshAuthSock) process.env.SSH_AUTH_SOCK = env.sshAuthSock;
+    else delete process.env.SSH_AUTH_SOCK;
     process.env.VPS_STACK_STATE_DIR = tempStateDir();
     const config = Object.fromEntries(Object.entries(raw).map(([k, v]) => [`vps-stack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
     pulumi.runtime.setAllConfig(config, ["vps-stack:secrets"]);
@@ -158,6 +160,18 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
 });
 
 describe("bad config", () => {
+    it("fails before any resource when there is no way to authenticate over SSH", async () => {
+        let error: unknown;
+        try {
+            await runProgram("preprod", withRequiredSecrets(stackConfig("preprod")), {});
+        } catch (e) {
+            error = e;
+        }
+        expect(pulumi.RunError.isInstance(error)).toBe(true);
+        expect((error as Error).message).toContain("vps-stack:host.privateKeyPath is not set and no SSH agent is running");
+        expect(recorded).toHaveLength(0);
+    });
+
     it("fails before any resource is registered, with every problem in one message", async () => {
         const raw: RawConfigMap = { ...stackConfig("prod"), domain: "bad..domain" };
         let error: unknown;
