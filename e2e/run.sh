@@ -1,0 +1,382 @@
+#!/usr/bin/env bash
+# End to end, a VPS in a box: the real Pulumi CLI and plugins deploy the whole program over real SSH
+# (a private sshd on 127.0.0.1, a deploy user in the docker group, a pinned host key) onto a real Docker
+# engine, then check it over HTTPS, change it, add a second stack beside it, back up and restore, and
+# destroy it. Every check is a named PASS/FAIL line; the last line is "N passed, N failed".
+#
+#   npm run test:e2e                       (needs root: sshd, a user, dockerd)
+#   VPS_STACK_E2E_KEEP=1 npm run test:e2e   keep the temporary directory for inspection
+# Functions are called through check(), which shellcheck cannot follow.
+# shellcheck disable=SC2317,SC2329,SC2129
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+E2E="$(mktemp -d /tmp/vps-stack-e2e.XXXXXX)"
+chmod 755 "$E2E"
+LOG="$E2E/e2e.log"
+DEPLOY_USER=vpsdeploy
+DOMAIN=e2e.vps-stack.test
+STACK=e2e
+STACK2=e2e2
+passed=0
+failed=0
+phase_name=""
+phase_started=0
+declare -a PHASES=()
+
+say() { printf '%s\n' "$*"; }
+log() { printf '[e2e] %s\n' "$*" | tee -a "$LOG" >&2; }
+
+phase() {
+    phase_end
+    phase_name=$1
+    phase_started=$(date +%s)
+    say ""
+    say "== $phase_name"
+}
+phase_end() {
+    if [ -n "$phase_name" ]; then
+        local took=$(($(date +%s) - phase_started))
+        PHASES+=("$phase_name: ${took}s")
+        say "   ($phase_name took ${took}s)"
+    fi
+    phase_name=""
+}
+
+# check NAME COMMAND...: runs the command, its output to the log; PASS or FAIL with the tail of the log.
+check() {
+    local name=$1
+    shift
+    local mark
+    mark=$(wc -l <"$LOG")
+    printf '\n--- check: %s\n' "$name" >>"$LOG"
+    if "$@" >>"$LOG" 2>&1; then
+        passed=$((passed + 1))
+        say "PASS $name"
+    else
+        failed=$((failed + 1))
+        say "FAIL $name"
+        tail -n +"$((mark + 1))" "$LOG" | tail -n 25 | sed 's/^/     | /'
+    fi
+}
+
+# A phase that cannot continue: everything after it would fail for the same reason.
+fatal() {
+    failed=$((failed + 1))
+    say "FAIL $*"
+    tail -n 30 "$LOG" | sed 's/^/     | /'
+    finish
+}
+
+finish() {
+    phase_end
+    cleanup
+    say ""
+    say "phases: ${PHASES[*]:-none}"
+    say "$passed passed, $failed failed"
+    trap - EXIT
+    [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+    exit $?
+}
+
+cleanup() {
+    [ -n "${CLEANED:-}" ] && return
+    CLEANED=1
+    log "cleaning up"
+    if [ -d "$E2E/project" ] && command -v pulumi >/dev/null 2>&1; then
+        for s in "$STACK2" "$STACK"; do
+            (cd "$E2E/project" && pulumi destroy --yes --non-interactive --stack "$s" >>"$LOG" 2>&1) || true
+        done
+    fi
+    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+        for s in "$STACK" "$STACK2"; do
+            docker ps -aq --filter "label=vps-stack.stack=$s" | xargs -r docker rm -fv >>"$LOG" 2>&1
+            docker network ls -q --filter "label=vps-stack.stack=$s" | xargs -r docker network rm >>"$LOG" 2>&1
+            docker volume ls -q --filter "label=vps-stack.stack=$s" | xargs -r docker volume rm -f >>"$LOG" 2>&1
+        done
+    fi
+    [ -f "$E2E/sshd.pid" ] && kill "$(cat "$E2E/sshd.pid")" 2>/dev/null
+    # Close the shared SSH master connections the program opened.
+    find "$E2E" -type s -path '*ssh*' -exec ssh -o ControlPath={} -O exit dummy \; >/dev/null 2>&1 || true
+    rm -f "/home/$DEPLOY_USER/.ssh/authorized_keys"
+    if [ -n "${VPS_STACK_E2E_KEEP:-}" ]; then
+        log "kept $E2E (VPS_STACK_E2E_KEEP)"
+    else
+        rm -rf "$E2E"
+    fi
+}
+trap 'fatal "interrupted or crashed (line $LINENO)"' EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+apt_install() {
+    local policy=/usr/sbin/policy-rc.d created=0
+    if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy && created=1; fi
+    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get update -qq >>"$LOG" 2>&1
+    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq --no-install-recommends "$@" >>"$LOG" 2>&1
+    local rc=$?
+    [ $created = 1 ] && rm -f $policy
+    return $rc
+}
+
+say "vps-stack end-to-end (log: $LOG)"
+[ "$(id -u)" = 0 ] || fatal "needs root (it runs sshd, adds a deploy user and starts dockerd)"
+
+# -----------------------------------------------------------------------------------------------------
+phase toolchain
+BIN="$(bash "$ROOT/e2e/toolchain.sh" 2>>"$LOG")" || fatal "toolchain: could not provide the Pulumi CLI and plugins (see $LOG)"
+export PATH="$BIN:$PATH"
+export PULUMI_HOME="$E2E/pulumi-home" PULUMI_BACKEND_URL="file://$E2E/state" PULUMI_CONFIG_PASSPHRASE="e2e-passphrase-not-secret"
+export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_SKIP_CONFIRMATIONS=true
+export VPS_STACK_STATE_DIR="$E2E/ssh-state"
+unset SSH_AUTH_SOCK
+mkdir -p "$E2E/state" "$PULUMI_HOME"
+say "   $(pulumi version) from $BIN"
+for p in pulumi-language-nodejs pulumi-resource-command pulumi-resource-docker pulumi-resource-random pulumi-resource-tls; do
+    say "   plugin on PATH: $p ($(command -v $p))"
+done
+
+# -----------------------------------------------------------------------------------------------------
+phase images
+bash "$ROOT/e2e/images/build.sh" >>"$LOG" 2>&1 || fatal "images: could not build the stand-in images (see $LOG)"
+for t in postgres:16-alpine redis:7-alpine nginx:1.27-alpine vps-stack-demo-api:1 vps-stack-demo-api:2; do
+    docker image inspect "$t" >/dev/null 2>&1 || fatal "images: $t is missing after the build"
+done
+say "   images ready: postgres:16-alpine redis:7-alpine nginx:1.27-alpine vps-stack-demo-api:1 vps-stack-demo-api:2"
+
+# -----------------------------------------------------------------------------------------------------
+phase "ssh box"
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || apt_install openssh-server openssh-client || fatal "box: cannot install openssh-server"
+getent group docker >/dev/null || fatal "box: no docker group (docker.io not installed?)"
+if ! id "$DEPLOY_USER" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/sh --groups docker "$DEPLOY_USER" || fatal "box: cannot create $DEPLOY_USER"
+fi
+usermod -aG docker "$DEPLOY_USER"
+# Key authentication only: no usable password, but not locked ("!"), which sshd would refuse.
+usermod -p '*' "$DEPLOY_USER"
+home=$(getent passwd "$DEPLOY_USER" | cut -d: -f6)
+ssh-keygen -q -t ed25519 -N '' -C e2e-client -f "$E2E/client_key"
+ssh-keygen -q -t ed25519 -N '' -C '' -f "$E2E/ssh_host_ed25519_key"
+install -d -m 700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$home/.ssh"
+install -m 600 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$E2E/client_key.pub" "$home/.ssh/authorized_keys"
+SSH_PORT=$(free_port)
+cat >"$E2E/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $E2E/ssh_host_ed25519_key
+PidFile $E2E/sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers $DEPLOY_USER
+UsePAM no
+StrictModes yes
+LogLevel INFO
+EOF
+mkdir -p /run/sshd
+/usr/sbin/sshd -f "$E2E/sshd_config" -E "$E2E/sshd.log" || fatal "box: sshd did not start"
+HOST_KEY=$(cut -d' ' -f1,2 "$E2E/ssh_host_ed25519_key.pub")
+printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$HOST_KEY" >"$E2E/known_hosts"
+SSH=(ssh -p "$SSH_PORT" -i "$E2E/client_key" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$E2E/known_hosts" "$DEPLOY_USER@127.0.0.1")
+for _ in $(seq 20); do "${SSH[@]}" true >>"$LOG" 2>&1 && break; sleep 0.5; done
+check "box: the deploy user reaches Docker over SSH with the pinned host key" "${SSH[@]}" docker version --format '{{.Server.Version}}'
+check "box: an unpinned host key is refused" bash -c "! ssh -p $SSH_PORT -i $E2E/client_key -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/dev/null $DEPLOY_USER@127.0.0.1 true"
+
+# -----------------------------------------------------------------------------------------------------
+# The project: a copy of the working tree, so stack files and state never land in the repository.
+mkdir -p "$E2E/project"
+tar -C "$ROOT" --exclude=./node_modules --exclude=./.git --exclude='./Pulumi.e2e*.yaml' -cf - . | tar -C "$E2E/project" -xf -
+ln -s "$ROOT/node_modules" "$E2E/project/node_modules"
+cd "$E2E/project" || fatal "project copy"
+
+HTTP_PORT=$(free_port)
+HTTPS_PORT=$(free_port)
+HTTP2_PORT=$(free_port)
+HTTPS2_PORT=$(free_port)
+
+init_stack() { # init_stack NAME HTTP HTTPS
+    pulumi stack init "$1" --non-interactive >>"$LOG" 2>&1 || return 1
+    cat >>"Pulumi.$1.yaml" <<EOF
+config:
+  vps-stack:host:
+    address: 127.0.0.1
+    port: $SSH_PORT
+    user: $DEPLOY_USER
+    hostKey: $HOST_KEY
+    privateKeyPath: $E2E/client_key
+  vps-stack:domain: $DOMAIN
+  vps-stack:apps:
+    - name: api
+      image: vps-stack-demo-api:1
+      trackTag: false
+      memory: 256m
+  vps-stack:postgres:
+    memory: 512m
+    sharedBuffers: 128MB
+  vps-stack:redis:
+    memory: 256m
+    maxmemory: 64mb
+  vps-stack:nginx:
+    httpPort: $2
+    httpsPort: $3
+  vps-stack:backup:
+    directory: $E2E/backups/$1
+EOF
+}
+
+up() { pulumi up --yes --non-interactive --skip-preview --stack "$1"; }
+out() { pulumi stack output --stack "$1" "${@:2}"; }
+
+health_json() { # health_json STACK HTTPS_PORT
+    out "$1" caCertificate >"$E2E/ca-$1.pem" &&
+        curl -sS --fail --cacert "$E2E/ca-$1.pem" --resolve "$DOMAIN:$2:127.0.0.1" "https://$DOMAIN:$2/health"
+}
+
+health_ok() { # health_ok STACK HTTPS_PORT [VERSION]
+    local body
+    body=$(health_json "$1" "$2") || return 1
+    echo "$body"
+    node -e '
+        const h = JSON.parse(process.argv[1]);
+        const ok = h.status === "ok" && h.checks.postgres.ok === true && h.checks.redis.ok === true && (!process.argv[2] || h.version === process.argv[2]);
+        process.exit(ok ? 0 : 1);' "$body" "${3:-}"
+}
+
+redirects() {
+    local headers
+    headers=$(curl -sS -o /dev/null -D - -H "Host: $DOMAIN" "http://127.0.0.1:$1/some/path?q=1") || return 1
+    echo "$headers"
+    grep -q '^HTTP/1.1 301' <<<"$headers" && grep -qi "^location: https://$DOMAIN:$2/some/path?q=1" <<<"$headers"
+}
+
+container_id() { docker inspect --format '{{.Id}}' "$1"; }
+
+# -----------------------------------------------------------------------------------------------------
+phase "first up"
+init_stack "$STACK" "$HTTP_PORT" "$HTTPS_PORT" || fatal "stack init"
+check "1. pulumi up succeeds from an empty host" up "$STACK"
+RESOURCES=$(pulumi stack --stack "$STACK" --show-urns 2>/dev/null | grep -c 'URN:' || true)
+say "   resources in the stack: $RESOURCES"
+
+check "2a. /health over HTTPS, trusting only the stack's CA: PostgreSQL and Redis reachable" health_ok "$STACK" "$HTTPS_PORT"
+check "2b. plain HTTP answers 301 to HTTPS" redirects "$HTTP_PORT" "$HTTPS_PORT"
+hsts() {
+    local headers
+    headers=$(curl -sS -D - -o /dev/null --cacert "$E2E/ca-$STACK.pem" --resolve "$DOMAIN:$HTTPS_PORT:127.0.0.1" "https://$DOMAIN:$HTTPS_PORT/health") || return 1
+    echo "$headers"
+    grep -qi '^strict-transport-security: max-age=31536000' <<<"$headers" && grep -qi '^x-content-type-options: nosniff' <<<"$headers"
+}
+check "2c. HSTS and security headers" hsts
+
+probe() { # probe NETWORK HOST PORT: exit 0 when a TCP connection succeeds from a container on NETWORK
+    docker run --rm --network "$1" --entrypoint python3 vps-stack-demo-api:1 -c \
+        "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)" "$2" "$3"
+}
+pg_ip=$(docker inspect --format "{{(index .NetworkSettings.Networks \"vps-stack-$STACK-data\").IPAddress}}" "vps-stack-$STACK-postgres" 2>>"$LOG")
+no_published_ports() { [ -z "$(docker port "vps-stack-$STACK-postgres")" ] && [ -z "$(docker port "vps-stack-$STACK-redis")" ]; }
+not_from_edge() { ! probe "vps-stack-$STACK-edge" postgres 5432 && ! probe "vps-stack-$STACK-edge" redis 6379 && ! probe "vps-stack-$STACK-edge" "$pg_ip" 5432; }
+from_data() { probe "vps-stack-$STACK-data" postgres 5432 && probe "vps-stack-$STACK-data" redis 6379; }
+check "3a. PostgreSQL and Redis publish no port on the host" no_published_ports
+check "3b. PostgreSQL and Redis are not reachable from the edge network (by name or address)" not_from_edge
+check "3c. PostgreSQL and Redis are reachable from the data network" from_data
+
+secrets_of() { # every generated secret of a stack, one a line
+    pulumi stack export --stack "$1" --show-secrets | node -e '
+        const s = JSON.parse(require("fs").readFileSync(0, "utf8"));
+        for (const r of s.deployment.resources ?? []) {
+            if (r.type === "random:index/randomPassword:RandomPassword") {
+                const v = r.outputs.result; console.log(typeof v === "object" ? JSON.parse(v.plaintext) : v);
+            }
+        }'
+}
+no_secret_visible() {
+    secrets_of "$STACK" >"$E2E/secrets"
+    local n
+    n=$(wc -l <"$E2E/secrets")
+    [ "$n" -ge 3 ] || { echo "only $n secrets found in the state"; return 1; }
+    local ids
+    mapfile -t ids < <(docker ps -aq --filter "label=vps-stack.stack=$STACK")
+    docker inspect "${ids[@]}" >"$E2E/inspect.json"
+    ps auxww >"$E2E/ps.txt"
+    if grep -F -f "$E2E/secrets" "$E2E/inspect.json" "$E2E/ps.txt"; then echo "a secret is visible"; return 1; fi
+    echo "checked $n secrets against docker inspect of $(docker ps -aq --filter "label=vps-stack.stack=$STACK" | wc -l) containers and ps"
+}
+check "4. no generated secret in docker inspect (env, cmd, labels) nor in ps" no_secret_visible
+
+# -----------------------------------------------------------------------------------------------------
+phase "no-op preview"
+check "5a. pulumi preview --expect-no-changes right after up" pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
+check "5b. pulumi refresh --expect-no-changes" pulumi refresh --expect-no-changes --yes --non-interactive --stack "$STACK"
+check "5c. pulumi preview --expect-no-changes after the refresh" pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
+
+# -----------------------------------------------------------------------------------------------------
+phase update
+pulumi config set --stack "$STACK" --path 'apps[0].image' vps-stack-demo-api:2 >>"$LOG" 2>&1
+check "6a. pulumi up with a new API image converges" up "$STACK"
+check "6b. the new version serves /health" health_ok "$STACK" "$HTTPS_PORT" 2
+
+# -----------------------------------------------------------------------------------------------------
+phase replacements
+psql_e2e() { docker exec "vps-stack-$STACK-postgres" psql -U app -d app -qAt -c "$1"; }
+psql_e2e "CREATE TABLE IF NOT EXISTS e2e_keep (id int PRIMARY KEY, note text); INSERT INTO e2e_keep VALUES (1, 'before'), (2, 'replacements') ON CONFLICT DO NOTHING;" >>"$LOG" 2>&1
+replaced_and_healthy() { # replaced_and_healthy CONTAINER KEY VALUE
+    local before after
+    before=$(container_id "$1") || return 1
+    pulumi config set --stack "$STACK" --path "$2" "$3" || return 1
+    up "$STACK" || return 1
+    after=$(container_id "$1") || return 1
+    [ "$before" != "$after" ] || { echo "$1 was not replaced"; return 1; }
+    health_ok "$STACK" "$HTTPS_PORT" 2 && [ "$(psql_e2e 'SELECT count(*) FROM e2e_keep')" = 2 ]
+}
+check "7a. PostgreSQL tuning replaces PostgreSQL; converges, data kept" replaced_and_healthy "vps-stack-$STACK-postgres" postgres.maxConnections 150
+check "7b. Redis maxmemory replaces Redis; converges, data kept" replaced_and_healthy "vps-stack-$STACK-redis" redis.maxmemory 32mb
+check "7c. an Nginx option replaces Nginx; converges, data kept" replaced_and_healthy "vps-stack-$STACK-nginx" nginx.clientMaxBodySize 10M
+check "7d. pulumi preview --expect-no-changes after the replacements" pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
+
+# -----------------------------------------------------------------------------------------------------
+phase backup
+backup_cmd() { out "$STACK" backup --json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).commands[process.argv[1]])' "$1"; }
+# The outputs' commands are run as an operator would, with ssh pointed at the box's key and pinned host.
+run_output_cmd() {
+    local cmd
+    cmd=$(backup_cmd "$1") || return 1
+    echo "+ $cmd"
+    [[ $cmd == ssh\ * ]] || { echo "not an ssh command"; return 1; }
+    cmd=${cmd#ssh }
+    # shellcheck disable=SC2086 # the output is a command line
+    ssh -i "$E2E/client_key" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$E2E/known_hosts" $cmd
+}
+check "B1. a backup runs on demand (the output's 'now' command)" run_output_cmd now
+backup_files() { ls "$E2E/backups/$STACK/$STACK"-app-*.dump && ls "$E2E/backups/$STACK/$STACK"-app-*.dump.sha256; }
+check "B2. the backup is in the host directory with its checksum" backup_files
+check "B3. the max-age check passes (the output's 'check' command)" run_output_cmd check
+psql_e2e "DELETE FROM e2e_keep" >>"$LOG" 2>&1
+restored() { [ "$(psql_e2e 'SELECT count(*) FROM e2e_keep')" = 0 ] && run_output_cmd restore && [ "$(psql_e2e 'SELECT count(*) FROM e2e_keep')" = 2 ]; }
+check "B4. a restore brings back deleted rows (the output's 'restore' command)" restored
+check "B5. the app still answers after the restore" health_ok "$STACK" "$HTTPS_PORT" 2
+
+# -----------------------------------------------------------------------------------------------------
+phase "second stack"
+init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" >>"$LOG" 2>&1
+before_first=$(docker ps -q --filter "label=vps-stack.stack=$STACK" | sort)
+check "8a. a second stack deploys beside the first on the same host" up "$STACK2"
+check "8b. the second stack serves /health" health_ok "$STACK2" "$HTTPS2_PORT" 1
+first_untouched() { [ "$(docker ps -q --filter "label=vps-stack.stack=$STACK" | sort)" = "$before_first" ] && health_ok "$STACK" "$HTTPS_PORT" 2; }
+destroy_second() { pulumi destroy --yes --non-interactive --stack "$STACK2" && [ -z "$(docker ps -aq --filter "label=vps-stack.stack=$STACK2")" ] && first_untouched; }
+check "8c. the first stack is untouched and still healthy" first_untouched
+check "8d. destroying the second stack leaves the first running" destroy_second
+
+# -----------------------------------------------------------------------------------------------------
+phase destroy
+check "9a. pulumi destroy succeeds" pulumi destroy --yes --non-interactive --stack "$STACK"
+nothing_left() { [ -z "$(docker ps -aq --filter "label=vps-stack.stack=$STACK")" ] && [ -z "$(docker network ls -q --filter "label=vps-stack.stack=$STACK")" ]; }
+no_volumes() { [ -z "$(docker volume ls -q --filter "label=vps-stack.stack=$STACK")" ]; }
+backups_outlive() { ls "$E2E/backups/$STACK/$STACK"-app-*.dump; }
+check "9b. no container or network of the stack is left" nothing_left
+check "9c. volumes follow the retention rule: removed on a non-prod stack" no_volumes
+check "9d. the backup files outlive the stack" backups_outlive
+
+finish

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Tiny demo API for vps-stack.
+
+Standard library HTTP server plus psycopg2 and redis-py. Endpoints:
+
+  GET /        -> 200 {"service": ..., "version": ..., "hostname": ...}
+  GET /health  -> 200 {"status": "ok", "version": ..., "checks": {"postgres": {"ok": true, ...},
+                                                                  "redis": {"ok": true, ...}}}
+                  503 with "status": "error" and the failing check's "error" when Postgres or
+                  Redis can't be reached.
+
+Settings (environment variables):
+  PORT                                8000 by default
+  HOST                                0.0.0.0 by default
+  VERSION                             version reported by the API ("dev" if unset)
+  DATABASE_URL / DATABASE_URL_FILE    postgres://user:password@host:5432/db
+  REDIS_URL / REDIS_URL_FILE          redis://:password@host:6379/0
+The *_FILE variants name a file holding the URL (e.g. a Docker secret). They are read on
+every health check, so rotating a secret file needs no restart.
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SERVICE = "vps-stack-demo-api"
+CHECK_TIMEOUT_SECONDS = float(os.environ.get("CHECK_TIMEOUT_SECONDS", "3"))
+
+
+def version():
+    return os.environ.get("VERSION") or "dev"
+
+
+def setting(name):
+    """Value of NAME, or of the file named by NAME_FILE (NAME_FILE wins)."""
+    path = os.environ.get(name + "_FILE")
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise RuntimeError(f"{name} (or {name}_FILE) is not set")
+    return value
+
+
+def check_postgres():
+    import psycopg2  # imported lazily so "GET /" works even without the driver
+
+    url = setting("DATABASE_URL")
+    # Accept SQLAlchemy-style "postgresql+psycopg2://" URLs too.
+    scheme, sep, rest = url.partition("://")
+    if sep and "+" in scheme:
+        url = scheme.split("+", 1)[0] + "://" + rest
+    conn = psycopg2.connect(url, connect_timeout=max(1, int(CHECK_TIMEOUT_SECONDS)))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+    finally:
+        conn.close()
+
+
+def check_redis():
+    import redis
+
+    client = redis.Redis.from_url(
+        setting("REDIS_URL"),
+        socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+        socket_timeout=CHECK_TIMEOUT_SECONDS,
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+CHECKS = {"postgres": check_postgres, "redis": check_redis}
+_pool = ThreadPoolExecutor(max_workers=8)
+
+
+def run_check(fn):
+    started = time.monotonic()
+    try:
+        fn()
+        result = {"ok": True}
+    except Exception as exc:  # report any failure as data, never crash the server
+        message = str(exc).strip().splitlines()
+        result = {"ok": False, "error": " ".join(message) or type(exc).__name__}
+    result["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+def health():
+    futures = {name: _pool.submit(run_check, fn) for name, fn in CHECKS.items()}
+    checks = {name: future.result() for name, future in futures.items()}
+    ok = all(check["ok"] for check in checks.values())
+    body = {"status": "ok" if ok else "error", "version": version(), "checks": checks}
+    return (200 if ok else 503), body
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = SERVICE
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, status, body, head_only=False):
+        payload = (json.dumps(body) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(payload)
+
+    def _route(self, head_only):
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            status, body = health()
+        elif path == "/":
+            status, body = 200, {
+                "service": SERVICE,
+                "version": version(),
+                "hostname": socket.gethostname(),
+            }
+        else:
+            status, body = 404, {"error": "not found", "path": path}
+        self._send(status, body, head_only)
+
+    def do_GET(self):
+        self._route(head_only=False)
+
+    def do_HEAD(self):
+        self._route(head_only=True)
+
+    def log_message(self, fmt, *args):
+        sys.stdout.write("%s %s\n" % (self.address_string(), fmt % args))
+
+
+def main():
+    host = os.environ.get("HOST", "0.0.0.0")
+    port = int(os.environ.get("PORT", "8000"))
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.allow_reuse_address = True
+    server = ThreadingHTTPServer((host, port), Handler)
+
+    def stop(signum, _frame):
+        print(f"received signal {signum}, shutting down", flush=True)
+        # shutdown() blocks until serve_forever() returns, so call it from another thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"{SERVICE} {version()} listening on {host}:{port}", flush=True)
+    server.serve_forever()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()
