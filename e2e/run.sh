@@ -56,7 +56,9 @@ check() {
     else
         failed=$((failed + 1))
         say "FAIL $name"
-        tail -n +"$((mark + 1))" "$LOG" | tail -n 25 | sed 's/^/     | /'
+        # The errors first (Pulumi prints them far above its summary), then the end of the output.
+        tail -n +"$((mark + 1))" "$LOG" | grep -iE '^\s*(error|.*error:)' | grep -v 'errored' | head -n 15 | sed 's/^/     ! /'
+        tail -n +"$((mark + 1))" "$LOG" | tail -n 15 | sed 's/^/     | /'
     fi
 }
 

@@ -230,7 +230,8 @@ input_hash() { # input_hash IMAGE TAG
 		find "${paths[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 |
 			LC_ALL=C sort -z |
 			while IFS= read -r -d '' f; do
-				printf '%s %s %s\n' "$(stat -c %a "$f")" "$(sha256sum <"$f" | cut -d' ' -f1)" "$f"
+				# Only the exec bit: a clone and a working tree differ in the other mode bits.
+				printf '%s %s %s\n' "$([ -x "$f" ] && echo x || echo -)" "$(sha256sum <"$f" | cut -d' ' -f1)" "$f"
 			done
 	} | sha256sum | cut -c1-32
 }
