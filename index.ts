@@ -25,7 +25,8 @@ const stack = new VpsStack("vps-stack", cfg, { stateDir: process.env.VPS_STACK_S
 
 export const urls = Object.fromEntries(Object.entries(stack.urls).map(([app, u]) => [app, u.url]));
 export const healthUrls = Object.fromEntries(Object.entries(stack.urls).map(([app, u]) => [app, u.healthUrl]));
-export const caCertificate = stack.certificates.caCertPem;
+/** The CA to trust when calling the stack (tls.mode "ca"); absent with a provided certificate. */
+export const caCertificate = stack.certificates?.caCertPem;
 export const dockerHost = stack.host.dockerHost ?? "local";
 export const networks = { edge: stack.networks.edge.name, data: stack.networks.data.name };
 export const containers = {

@@ -4,11 +4,14 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "./container-defaults";
 import { pullImage } from "./image";
+import { renderStaticSiteConf } from "./render/static-site";
+import { SiteFile } from "./static-files";
 import { VpsHost } from "./vps-host";
 
 export const API_SERVICE_TYPE = "vps-stack:index:ApiService";
 
 export const SECRETS_DIR = "/run/secrets";
+export const STATIC_SITE_CONF = "/etc/nginx/conf.d/default.conf";
 
 export interface ApiServiceArgs {
     host: VpsHost;
@@ -16,6 +19,13 @@ export interface ApiServiceArgs {
     stack: string;
     /** App name; also its network alias on the edge network, which the proxy's upstream uses. */
     name: string;
+    /**
+     * "container": the image runs the app. "static": the image is Nginx serving a built front end.
+     * @default "container"
+     */
+    kind: "container" | "static";
+    /** For a static site: where the files live in the container, and the files to upload (if any). */
+    staticSite?: { root: string; files: SiteFile[] };
     /** Image, pinned by tag or digest. @example "ghcr.io/acme/api:1.4.2" */
     image: string;
     /** @default true */
@@ -81,6 +91,16 @@ export class ApiService extends pulumi.ComponentResource {
         const image = pullImage(`${name}-image`, { ref: args.image, trackTag: args.trackTag }, { parent: this, provider });
         const delivery = secretDelivery(args.secretDelivery, args.secrets);
         const envs = [...Object.entries(args.env).map(([k, v]) => `${k}=${v}`), ...delivery.envs];
+        const isStatic = args.kind === "static";
+        const site = args.staticSite ?? { root: "/usr/share/nginx/html", files: [] };
+        const uploads: docker.types.input.ContainerUpload[] = isStatic
+            ? [
+                  { file: STATIC_SITE_CONF, content: renderStaticSiteConf({ port: args.port, root: site.root }), permissions: "0444" },
+                  ...site.files.map((f) => ({ file: `${site.root}/${f.path}`, contentBase64: f.contentBase64, permissions: "0444" })),
+              ]
+            : delivery.uploads;
+        // A static site's Nginx master needs to switch users and own its cache directories.
+        const capAdd = isStatic ? ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", ...args.capAdd] : args.capAdd;
 
         this.containerNames = Array.from({ length: args.replicas }, (_, i) => `${args.prefix}-${args.name}-${i + 1}`);
         this.containers = this.containerNames.map(
@@ -94,8 +114,8 @@ export class ApiService extends pulumi.ComponentResource {
                         command: args.command,
                         user: args.user,
                         envs,
-                        uploads: delivery.uploads,
-                        capabilities: { drops: ["ALL"], adds: dockerCaps(args.capAdd) },
+                        uploads,
+                        capabilities: { drops: ["ALL"], adds: dockerCaps(capAdd) },
                         readOnly: args.readOnly,
                         tmpfs: args.readOnly ? { "/tmp": "rw,noexec,nosuid,size=64m" } : undefined,
                         // A read-only root refuses uploads; a per-container volume holds the secret files instead.

@@ -2,6 +2,7 @@
 // Pulumi config into a validated, defaulted plain object — or ONE error listing every problem with its fix.
 // Pure: no Pulumi runtime calls here, so the whole thing is tested without mocks.
 import { z } from "zod";
+import { validateProvidedCertificate } from "./provided-certificate";
 
 export const PROJECT = "vps-stack";
 
@@ -99,7 +100,7 @@ const tlsSchema = z
         mode: z
             .enum(["ca", "provided", "acme"])
             .default("ca")
-            .describe('Where certificates come from: "ca" (a per-stack CA made by @pulumi/tls), "provided" or "acme" (not available yet).'),
+            .describe('Where certificates come from: "ca" (a per-stack CA made by @pulumi/tls), "provided" (secrets.TLS_CERTIFICATE and secrets.TLS_PRIVATE_KEY) or "acme" (not available yet).'),
         validityDays: z.number().int().min(1).max(825).default(365).describe("Validity of the server certificate (ca mode); it is renewed 30 days before expiry on the next `pulumi up`."),
         caValidityDays: z.number().int().min(30).max(7300).default(3650).describe("Validity of the per-stack CA certificate (ca mode)."),
         organization: z.string().min(1).default("vps-stack").describe("Organization written into the certificates' subject (ca mode)."),
@@ -146,7 +147,44 @@ const appSecretSpec = z.enum(["required", "generate"]);
 
 const appSchema = z.strictObject({
     name: z.string().regex(APP_NAME_RE, "must be lower-case letters, digits and dashes, starting with a letter (e.g. api)").describe("App name; containers are named vps-stack-<stack>-<name>-<n>."),
-    image: image("Image of the app, pinned by tag or digest (e.g. ghcr.io/acme/api:1.4.2)."),
+    kind: z
+        .enum(["container", "static"])
+        .default("container")
+        .describe('"container": your image runs the app; "static": a built front end (SPA) served by Nginx with index.html fallback and cache headers.'),
+    image: image("Image of the app, pinned by tag or digest (e.g. ghcr.io/acme/api:1.4.2). For a static site: an Nginx-based image holding the site at static.root (default: the stack's Nginx image with static.dir uploaded).").optional(),
+    static: z
+        .strictObject({
+            dir: z.string().regex(/^(\/|~\/|\.\/|\.\.\/|[A-Za-z0-9_])/, "must be a path to the built site, e.g. ./web/dist").optional().describe("Local directory of the built site (relative to the project), uploaded file by file."),
+            root: z.string().regex(/^\/[^\0]*$/, "must be an absolute path").default("/usr/share/nginx/html").describe("Where the site lives inside the container."),
+        })
+        .optional()
+        .describe("The site of a static app: a local build directory, or a path inside its image."),
+    proxy: z
+        .strictObject({
+            clientMaxBodySize: z.string().regex(/^\d+[kKmMgG]?$/, "must be an Nginx size such as 100M").optional().describe("client_max_body_size for this app (default nginx.clientMaxBodySize)."),
+            rateLimit: z
+                .strictObject({
+                    enabled: z.boolean().optional().describe("Limit requests per client IP for this app."),
+                    rate: z.string().regex(/^\d+r\/[sm]$/, "must be a rate such as 10r/s").optional().describe("Sustained rate per client IP."),
+                    burst: z.number().int().min(0).max(10000).optional().describe("Requests allowed above the rate before 429."),
+                })
+                .optional()
+                .describe("Rate limiting for this app (default nginx.rateLimit)."),
+            timeouts: z
+                .strictObject({
+                    connect: z.string().regex(DURATION_RE, "must be a duration such as 60s or 5m").optional().describe("proxy_connect_timeout."),
+                    send: z.string().regex(DURATION_RE, "must be a duration such as 60s or 5m").optional().describe("proxy_send_timeout."),
+                    read: z.string().regex(DURATION_RE, "must be a duration such as 60s or 5m").optional().describe("proxy_read_timeout."),
+                })
+                .optional()
+                .describe("Proxy timeouts for this app (default nginx.timeouts)."),
+            headers: z
+                .record(z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "must be an HTTP header name"), z.string().regex(/^[^"\n]*$/, "must not contain quotes or newlines"))
+                .optional()
+                .describe('Response headers added to (or, by the same name, replacing) the security headers; "" removes one. E.g. Content-Security-Policy.'),
+        })
+        .optional()
+        .describe("Proxy settings for this app that override the nginx section."),
     port: port.default(8000).describe("Port the app listens on inside its container (never published)."),
     healthPath: z.string().regex(/^\/[\x21-\x7e]*$/, "must be a path starting with /").default("/health").describe("HTTP path of the health endpoint."),
     healthCommand: z.array(z.string().min(1)).min(1).optional().describe('Healthcheck command (Docker CMD form) when the image has neither curl nor wget, e.g. ["node","healthcheck.js"].'),
@@ -306,7 +344,11 @@ export const configSchema = z.strictObject({
 
 export type RawConfig = z.input<typeof configSchema>;
 type Parsed = z.output<typeof configSchema>;
-export type AppConfig = Parsed["apps"][number] & { hosts: string[] };
+/** An app with everything resolved: host names, image (static sites default to the Nginx image). */
+export type AppConfig = Omit<Parsed["apps"][number], "image"> & { hosts: string[]; image: string };
+
+/** Port a static site's Nginx listens on inside its container. */
+export const STATIC_SITE_PORT = 8080;
 
 /** The validated configuration with every stack-dependent default resolved. */
 export interface StackConfig extends Omit<Parsed, "host" | "domain" | "apps" | "nginx" | "backup" | "postgres"> {
@@ -535,6 +577,17 @@ export interface DeployEnvironment {
  * SSH. Reported in the same format, before any resource is touched.
  */
 export function environmentProblems(cfg: StackConfig, env: DeployEnvironment): ConfigProblem[] {
+    const problems: ConfigProblem[] = [];
+    cfg.apps.forEach((a, i) => {
+        const dir = a.static?.dir;
+        if (dir && !env.fileExists(`${dir.replace(/\/$/, "")}/index.html`)) {
+            problems.push({ path: `apps[${i}].static.dir`, message: `(${dir}) has no index.html: build the front end first, or point at its output directory`, fix: `pulumi config set --path 'apps[${i}].static.dir' ./web/dist` });
+        }
+    });
+    return [...problems, ...sshProblems(cfg, env)];
+}
+
+function sshProblems(cfg: StackConfig, env: DeployEnvironment): ConfigProblem[] {
     if (!cfg.host) return [];
     if (cfg.host.privateKeyPath) {
         return env.fileExists(cfg.host.privateKeyPath)
@@ -550,7 +603,7 @@ export function environmentProblems(cfg: StackConfig, env: DeployEnvironment): C
  * Validates the raw config for `stack` and resolves stack-dependent defaults. Throws a ConfigError that
  * lists every problem at once.
  */
-export function loadConfig(raw: RawConfigMap, stack: string): StackConfig {
+export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Date()): StackConfig {
     const problems: ConfigProblem[] = [];
     const local = (LOCAL_STACKS as readonly string[]).includes(stack);
 
@@ -593,7 +646,7 @@ export function loadConfig(raw: RawConfigMap, stack: string): StackConfig {
         ["postgres.image", cfg.postgres.image],
         ["redis.image", cfg.redis.image],
         ["nginx.image", cfg.nginx.image],
-        ...cfg.apps.map((a, i) => [`apps[${i}].image`, a.image] as [string, string]),
+        ...cfg.apps.flatMap((a, i) => (a.image ? [[`apps[${i}].image`, a.image] as [string, string]] : [])),
     ];
     for (const [path, ref] of images) {
         if (!IMAGE_RE.test(ref)) {
@@ -644,14 +697,39 @@ export function loadConfig(raw: RawConfigMap, stack: string): StackConfig {
         if (a.registry && !("REGISTRY_PASSWORD" in cfg.secrets)) {
             add({ path: "secrets.REGISTRY_PASSWORD", message: `is required by apps[${i}].registry`, fix: "pulumi config set --secret --path 'secrets.REGISTRY_PASSWORD' <token>" });
         }
-        return { ...a, hosts };
+        if (a.kind === "container" && !a.image) {
+            add({ path: `apps[${i}].image`, message: "is required", fix: fixFor(`apps[${i}].image`) });
+        }
+        if (a.kind === "container" && a.static) {
+            add({ path: `apps[${i}].static`, message: 'only applies to apps of kind "static"', fix: `pulumi config set --path 'apps[${i}].kind' static` });
+        }
+        if (a.kind === "static") {
+            if (!a.image && !a.static?.dir) {
+                add({ path: `apps[${i}].static.dir`, message: "is required for a static app without its own image (the built site to upload)", fix: `pulumi config set --path 'apps[${i}].static.dir' ./web/dist` });
+            }
+            // A static site is Nginx serving files: no database, no cache, no secrets, one fixed port.
+            return { ...a, hosts, image: a.image ?? cfg.nginx.image, port: STATIC_SITE_PORT, database: false, redis: false, secrets: {}, static: a.static ?? { root: "/usr/share/nginx/html" } };
+        }
+        return { ...a, hosts, image: a.image ?? "" };
     });
     // --- proxy and TLS ------------------------------------------------------------------------------------
     if (cfg.nginx.mode === "host") {
         add({ path: "nginx.mode", message: '"host" is not available yet; use "container"', fix: fixFor("nginx.mode") });
     }
-    if (cfg.tls.mode !== "ca") {
-        add({ path: "tls.mode", message: `"${cfg.tls.mode}" is not available yet; use "ca"`, fix: fixFor("tls.mode") });
+    if (cfg.tls.mode === "acme") {
+        add({ path: "tls.mode", message: '"acme" is not available yet; use "ca" or "provided"', fix: fixFor("tls.mode") });
+    }
+    if (cfg.tls.mode === "provided") {
+        const cert = cfg.secrets.TLS_CERTIFICATE;
+        const key = cfg.secrets.TLS_PRIVATE_KEY;
+        if (!cert) add({ path: "secrets.TLS_CERTIFICATE", message: 'is required with tls.mode "provided" (the certificate chain, leaf first)', fix: `pulumi config set --secret --path 'secrets.TLS_CERTIFICATE' "$(cat fullchain.pem)"` });
+        if (!key) add({ path: "secrets.TLS_PRIVATE_KEY", message: 'is required with tls.mode "provided"', fix: `pulumi config set --secret --path 'secrets.TLS_PRIVATE_KEY' "$(cat privkey.pem)"` });
+        if (cert && key) {
+            const hosts = [...new Set(cfg.apps.flatMap((a) => a.hosts ?? [domain]))];
+            for (const p of validateProvidedCertificate(cert, key, hosts, now)) {
+                add({ path: p.key, message: p.message, fix: `pulumi config set --secret --path '${p.key}' "$(cat ${p.key.endsWith("KEY") ? "privkey" : "fullchain"}.pem)"` });
+            }
+        }
     }
     const httpPort = cfg.nginx.httpPort ?? (local ? 8080 : 80);
     const httpsPort = cfg.nginx.httpsPort ?? (local ? 8443 : 443);

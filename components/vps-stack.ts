@@ -1,6 +1,7 @@
 // The whole stack on one host: networks, secrets, certificates, PostgreSQL, Redis, the apps and the proxy,
 // wired from a validated StackConfig. index.ts only loads the config, builds this and exports outputs.
 import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
 import { ApiService } from "./api-service";
 import { BackupJob, backupCommands } from "./backup-job";
 import { StackConfig } from "./config";
@@ -11,6 +12,7 @@ import { hostRoutes, NginxSite } from "./render/nginx";
 import { StackCertificates } from "./stack-certificates";
 import { StackNetworks } from "./stack-networks";
 import { StackSecrets } from "./stack-secrets";
+import { readSiteFiles } from "./static-files";
 import { VpsHost } from "./vps-host";
 
 export const VPS_STACK_TYPE = "vps-stack:index:VpsStack";
@@ -37,7 +39,17 @@ export function appUrls(cfg: Pick<StackConfig, "apps" | "nginx">): Record<string
 /** What the proxy serves, from the stack's config (certificate paths are the proxy's business). */
 export function nginxSite(cfg: Pick<StackConfig, "apps" | "nginx">): Omit<NginxSite, "certificatePath" | "keyPath"> {
     return {
-        apps: cfg.apps.map((a) => ({ name: a.name, servers: [`${a.name}:${a.port}`], hosts: a.hosts, paths: a.paths, healthPath: a.healthPath })),
+        apps: cfg.apps.map((a) => ({
+            name: a.name,
+            servers: [`${a.name}:${a.port}`],
+            hosts: a.hosts,
+            paths: a.paths,
+            healthPath: a.healthPath,
+            clientMaxBodySize: a.proxy?.clientMaxBodySize,
+            rateLimit: a.proxy?.rateLimit,
+            timeouts: a.proxy?.timeouts,
+            headers: a.proxy?.headers,
+        })),
         httpsPort: cfg.nginx.httpsPort,
         clientMaxBodySize: cfg.nginx.clientMaxBodySize,
         rateLimit: cfg.nginx.rateLimit,
@@ -51,7 +63,10 @@ export class VpsStack extends pulumi.ComponentResource {
     readonly host: VpsHost;
     readonly networks: StackNetworks;
     readonly secrets: StackSecrets;
-    readonly certificates: StackCertificates;
+    /** The per-stack CA and server certificate (tls.mode "ca" only). */
+    readonly certificates?: StackCertificates;
+    /** What the proxy serves: made by the stack's CA or provided in config. */
+    readonly serverCertificate: { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> };
     readonly postgres: PostgresService;
     readonly redis: RedisService;
     readonly apps: Record<string, ApiService>;
@@ -98,19 +113,28 @@ export class VpsStack extends pulumi.ComponentResource {
             child,
         );
 
-        const dnsNames = [...new Set([cfg.domain, ...cfg.apps.flatMap((a) => a.hosts), ...(cfg.local ? ["localhost"] : [])])];
-        this.certificates = new StackCertificates(
-            `${name}-tls`,
-            {
-                dnsNames,
-                ipAddresses: cfg.local ? ["127.0.0.1"] : [],
-                organization: cfg.tls.organization,
-                validityDays: cfg.tls.validityDays,
-                caValidityDays: cfg.tls.caValidityDays,
-                stack,
-            },
-            child,
-        );
+        if (cfg.tls.mode === "provided") {
+            // Validated at config time: parses, matches its key, valid now, covers every host.
+            this.serverCertificate = {
+                certPem: pulumi.output(cfg.secrets.TLS_CERTIFICATE),
+                keyPem: pulumi.secret(cfg.secrets.TLS_PRIVATE_KEY),
+            };
+        } else {
+            const dnsNames = [...new Set([cfg.domain, ...cfg.apps.flatMap((a) => a.hosts), ...(cfg.local ? ["localhost"] : [])])];
+            this.certificates = new StackCertificates(
+                `${name}-tls`,
+                {
+                    dnsNames,
+                    ipAddresses: cfg.local ? ["127.0.0.1"] : [],
+                    organization: cfg.tls.organization,
+                    validityDays: cfg.tls.validityDays,
+                    caValidityDays: cfg.tls.caValidityDays,
+                    stack,
+                },
+                child,
+            );
+            this.serverCertificate = { certPem: this.certificates.certPem, keyPem: this.certificates.keyPem };
+        }
 
         this.postgres = new PostgresService(
             `${name}-postgres`,
@@ -131,10 +155,17 @@ export class VpsStack extends pulumi.ComponentResource {
                 for (const [n, spec] of Object.entries(app.secrets)) {
                     secrets[n] = spec === "generate" ? this.secrets.generated[n] : pulumi.secret(cfg.secrets[n]);
                 }
+                const staticSite =
+                    app.kind === "static" && app.static
+                        ? { root: app.static.root, files: app.static.dir ? readSiteFiles(path.resolve(app.static.dir)) : [] }
+                        : undefined;
                 const service = new ApiService(
                     `${name}-app-${app.name}`,
                     {
                         ...app,
+                        // The stack's own Nginx image is pinned and pulled like the proxy's.
+                        trackTag: app.kind === "static" && app.image === cfg.nginx.image ? false : app.trackTag,
+                        staticSite,
                         host,
                         prefix,
                         stack,
@@ -160,8 +191,8 @@ export class VpsStack extends pulumi.ComponentResource {
                 httpPort: cfg.nginx.httpPort,
                 httpsPort: cfg.nginx.httpsPort,
                 bindAddress: cfg.local ? "127.0.0.1" : "0.0.0.0",
-                certificatePem: this.certificates.certPem,
-                keyPem: this.certificates.keyPem,
+                certificatePem: this.serverCertificate.certPem,
+                keyPem: this.serverCertificate.keyPem,
                 edgeNetwork: this.networks.edge.name,
                 upstreams: Object.values(this.apps).flatMap((a) => a.containers),
                 memory: cfg.nginx.memory,

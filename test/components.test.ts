@@ -376,6 +376,52 @@ describe("ApiService", () => {
     });
 });
 
+describe("static sites", () => {
+    it("serves a local build from the Nginx image: rendered config, every file uploaded, off the data network", async () => {
+        const fs = await import("fs");
+        const os = await import("os");
+        const path = await import("path");
+        const dist = fs.mkdtempSync(path.join(os.tmpdir(), "vps-stack-dist-"));
+        fs.mkdirSync(path.join(dist, "assets"));
+        fs.writeFileSync(path.join(dist, "index.html"), "<!doctype html>");
+        fs.writeFileSync(path.join(dist, "assets", "app-3f9a1c2b.js"), Buffer.from([0, 1, 2, 255]));
+        await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: { dir: dist }, paths: ["/"] })));
+        const web = container("vps-stack-preprod-web-1");
+        expect(byName("vps-stack-app-web-image").inputs.name).toBe("nginx:1.27-alpine");
+        expect(web.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: ["web"] }]);
+        const conf = upload(web, "/etc/nginx/conf.d/default.conf");
+        expect(conf.content).toContain("listen 8080 default_server;");
+        expect(conf.content).toContain("try_files $uri $uri/ /index.html;");
+        expect(upload(web, "/usr/share/nginx/html/index.html")).toMatchObject({ contentBase64: Buffer.from("<!doctype html>").toString("base64"), permissions: "0444" });
+        expect(upload(web, "/usr/share/nginx/html/assets/app-3f9a1c2b.js").contentBase64).toBe(Buffer.from([0, 1, 2, 255]).toString("base64"));
+        expect(web.envs ?? []).toEqual([]);
+        expect(web.healthcheck.tests[1]).toContain("http://127.0.0.1:8080/health");
+        expect(web.capabilities.adds).toEqual(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"]);
+    });
+
+    it("serves a site baked into its own image from static.root", async () => {
+        await build(
+            preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", image: "ghcr.io/acme/web:2.0.0", static: { root: "/srv/site" }, paths: ["/"] })),
+        );
+        const web = container("vps-stack-preprod-web-1");
+        expect(byName("vps-stack-app-web-image").inputs.name).toBe("ghcr.io/acme/web:2.0.0");
+        expect(upload(web, "/etc/nginx/conf.d/default.conf").content).toContain("root /srv/site;");
+        expect(web.uploads).toHaveLength(1);
+    });
+});
+
+describe("per-app proxy settings", () => {
+    it("reach the rendered proxy config", async () => {
+        const stack = await build(
+            preprodConfig((c) => (c.apps[0].proxy = { clientMaxBodySize: "5M", rateLimit: { rate: "2r/s" }, headers: { "Content-Security-Policy": "default-src 'self'" } })),
+        );
+        expect(stack.proxy.config).toContain("limit_req_zone $binary_remote_addr zone=perip_api:10m rate=2r/s;");
+        expect(stack.proxy.config).toContain("limit_req_zone $binary_remote_addr zone=perip_web:10m rate=10r/s;");
+        expect(stack.proxy.config).toContain("client_max_body_size 5M;");
+        expect(stack.proxy.config).toContain(`add_header Content-Security-Policy "default-src 'self'" always;`);
+    });
+});
+
 describe("NginxProxy", () => {
     it("is the only container publishing, on 80 and 443", async () => {
         await build(preprodConfig());

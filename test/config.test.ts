@@ -81,6 +81,14 @@ const bad: Case[] = [
     ["bad rate limit", (c) => (c.nginx = { rateLimit: { rate: "10 per second" } }), "nginx.rateLimit.rate"],
     ["bad proxy timeout", (c) => (c.nginx = { timeouts: { read: "5 minutes" } }), "nginx.timeouts.read"],
     ["bad body size", (c) => (c.nginx = { clientMaxBodySize: "100 MB" }), "nginx.clientMaxBodySize"],
+    ["container app without an image", (c) => delete c.apps[0].image, "apps[0].image"],
+    ["static app with neither image nor directory", (c) => c.apps.push({ name: "web", kind: "static", paths: ["/web"] }), "apps[1].static.dir"],
+    ["static settings on a container app", (c) => (c.apps[0].static = { dir: "./dist" }), "apps[0].static"],
+    ["bad per-app header name", (c) => (c.apps[0].proxy = { headers: { "Bad Header": "x" } }), "apps[0].proxy.headers.Bad Header"],
+    ["quote in a per-app header value", (c) => (c.apps[0].proxy = { headers: { "Content-Security-Policy": 'default-src "self"' } }), "apps[0].proxy.headers.Content-Security-Policy"],
+    ["bad per-app rate", (c) => (c.apps[0].proxy = { rateLimit: { rate: "fast" } }), "apps[0].proxy.rateLimit.rate"],
+    ["provided TLS without its certificate", (c) => (c.tls = { mode: "provided" }), "secrets.TLS_CERTIFICATE"],
+    ["provided TLS with garbage", (c) => ((c.tls = { mode: "provided" }), (c.secrets = { TLS_CERTIFICATE: "not a cert", TLS_PRIVATE_KEY: "not a key" })), "secrets.TLS_PRIVATE_KEY"],
 ];
 
 describe("loadConfig rejects bad config", () => {
@@ -199,6 +207,14 @@ describe("loadConfig accepts good config", () => {
         expect(() => loadConfig(raw, "preprod")).not.toThrow();
     });
 
+    it("resolves a static app: the Nginx image, port 8080, no database, cache or secrets", () => {
+        const raw = good();
+        raw.apps.push({ name: "web", kind: "static", static: { dir: "./web/dist" }, paths: ["/"], hosts: ["www.example.com"] });
+        const web = loadConfig(raw, "preprod").apps[1];
+        expect(web).toMatchObject({ kind: "static", image: "nginx:1.27-alpine", port: 8080, database: false, redis: false, secrets: {} });
+        expect(web.static).toEqual({ dir: "./web/dist", root: "/usr/share/nginx/html" });
+    });
+
     it("ignores other namespaces' keys (they never reach the loader)", () => {
         expect(() => loadConfig(good(), "preprod")).not.toThrow();
     });
@@ -246,6 +262,17 @@ describe("environmentProblems", () => {
     it("checks that the configured key file exists", () => {
         expect(environmentProblems(cfg({ privateKeyPath: "~/.ssh/id_ed25519" }), { fileExists: (p) => p === "~/.ssh/id_ed25519" })).toEqual([]);
         expect(environmentProblems(cfg({ privateKeyPath: "~/.ssh/missing" }), { fileExists: none })[0].message).toContain("does not exist");
+    });
+
+    it("wants index.html in a static app's directory", () => {
+        const raw = good();
+        raw.apps.push({ name: "web", kind: "static", static: { dir: "./web/dist" }, hosts: ["www.example.com"] });
+        const c = loadConfig(raw, "preprod");
+        const env = { sshAuthSock: "/run/agent.sock", fileExists: (p: string) => p === "./web/dist/index.html" };
+        expect(environmentProblems(c, env)).toEqual([]);
+        const [p] = environmentProblems(c, { ...env, fileExists: () => false });
+        expect(p.path).toBe("apps[1].static.dir");
+        expect(p.message).toContain("has no index.html");
     });
 
     it("has nothing to say about dev", () => {

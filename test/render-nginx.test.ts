@@ -1,6 +1,7 @@
 // nginx.conf renderer: snapshots of the committed stacks' shapes plus targeted assertions for each option
 // that changes the output. The same text is checked by a real `nginx -t` in test/integration.
 import { hostRoutes, NGINX_HEALTH_PATH, NginxSite, renderNginxConf } from "../components/render/nginx";
+import { HASHED_ASSET_RE, renderStaticSiteConf } from "../components/render/static-site";
 
 function site(overrides: Partial<NginxSite> = {}): NginxSite {
     return {
@@ -92,12 +93,12 @@ describe("renderNginxConf", () => {
 
     it("limits requests per client IP with 429, on app locations but not on /health", () => {
         const conf = renderNginxConf(site());
-        expect(conf).toContain("limit_req_zone $binary_remote_addr zone=perip:10m rate=10r/s;");
+        expect(conf).toContain("limit_req_zone $binary_remote_addr zone=perip_api:10m rate=10r/s;");
         expect(conf).toContain("limit_req_status 429;");
         const block = serverBlock(conf, "api.example.com");
         const health = block.slice(block.indexOf("location = /health"), block.indexOf("}", block.indexOf("location = /health")));
         expect(health).not.toContain("limit_req");
-        expect(block).toContain("limit_req zone=perip burst=20 nodelay;");
+        expect(block).toContain("limit_req zone=perip_api burst=20 nodelay;");
     });
 
     it("omits rate limiting entirely when disabled", () => {
@@ -174,6 +175,66 @@ describe("renderNginxConf", () => {
     });
 });
 
+describe("per-app proxy settings", () => {
+    const apps: NginxSite["apps"] = [
+        {
+            name: "api",
+            servers: ["api:3001"],
+            hosts: ["app.example.com"],
+            paths: ["/api"],
+            healthPath: "/api/health",
+            clientMaxBodySize: "1M",
+            rateLimit: { rate: "5r/s", burst: 1 },
+            timeouts: { read: "300s" },
+            headers: { "Content-Security-Policy": "default-src 'self'", "X-Frame-Options": "DENY", "Permissions-Policy": "" },
+        },
+        { name: "web", servers: ["web:3000"], hosts: ["app.example.com"], paths: ["/"], healthPath: "/", rateLimit: { enabled: false } },
+    ];
+    const conf = renderNginxConf(site({ apps }));
+    const location = (match: string) => {
+        // The app server comes last; the port-80 server has a "location /" of its own.
+        const start = conf.lastIndexOf(`location ${match} {`);
+        expect(start).toBeGreaterThan(0);
+        return conf.slice(start, conf.indexOf("}", start));
+    };
+
+    it("gives each app its own rate-limit zone, or none", () => {
+        expect(conf).toContain("limit_req_zone $binary_remote_addr zone=perip_api:10m rate=5r/s;");
+        expect(conf).not.toContain("zone=perip_web");
+        expect(location("/api/")).toContain("limit_req zone=perip_api burst=1 nodelay;");
+        expect(location("/")).not.toContain("limit_req");
+    });
+
+    it("sets body size and timeouts per app, defaults elsewhere", () => {
+        expect(location("/api/")).toContain("client_max_body_size 1M;");
+        expect(location("/api/")).toContain("proxy_read_timeout 300s;");
+        expect(location("/api/")).toContain("proxy_connect_timeout 60s;");
+        expect(location("/")).toContain("client_max_body_size 100M;");
+        expect(location("/")).toContain("proxy_read_timeout 60s;");
+    });
+
+    it("adds, replaces and removes response headers per app, keeping the others", () => {
+        const api = location("/api/");
+        expect(api).toContain(`add_header Content-Security-Policy "default-src 'self'" always;`);
+        expect(api).toContain('add_header X-Frame-Options "DENY" always;');
+        expect(api).not.toContain("SAMEORIGIN");
+        expect(api).not.toContain("Permissions-Policy");
+        expect(api).toContain('add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;');
+        expect(location("/")).toContain('add_header X-Frame-Options "SAMEORIGIN" always;');
+    });
+
+    it("repeats the headers on /health, whose location would otherwise drop them", () => {
+        expect(location("= /health")).toContain('add_header X-Content-Type-Options "nosniff" always;');
+    });
+
+    it("listens where asked (tests run nginx on free ports)", () => {
+        const c = renderNginxConf(site({ listen: { http: 18080, https: 18443 } }));
+        expect(c).toContain("listen 18080 default_server;");
+        expect(c).toContain("listen 18443 ssl http2;");
+        expect(c).not.toMatch(/listen 443/);
+    });
+});
+
 describe("hostRoutes", () => {
     it("orders locations longest prefix first and picks the / owner for /health", () => {
         const apps = [
@@ -188,5 +249,39 @@ describe("hostRoutes", () => {
     it("falls back to the first app on a host without /", () => {
         const [r] = hostRoutes([{ name: "b", servers: [], hosts: ["h.example.com"], paths: ["/api"], healthPath: "/health" }]);
         expect(r.healthApp.name).toBe("b");
+    });
+});
+
+describe("renderStaticSiteConf", () => {
+    const conf = renderStaticSiteConf({ port: 8080, root: "/usr/share/nginx/html" });
+
+    it("matches the snapshot", () => {
+        expect(conf).toMatchSnapshot();
+    });
+
+    it("falls back to index.html for client-side routes", () => {
+        expect(conf).toMatch(/location \/ \{\s+try_files \$uri \$uri\/ \/index.html;/);
+    });
+
+    it("never lets index.html be cached, and caches hashed assets for a year", () => {
+        expect(conf).toMatch(/location = \/index.html \{\s+add_header Cache-Control "no-cache" always;/);
+        expect(conf).toContain('add_header Cache-Control "public, max-age=31536000, immutable" always;');
+    });
+
+    it.each([
+        ["/assets/index-3f9a1c2b.js", true],
+        ["/assets/index-BmZ4x_9Q.css", true],
+        ["/static/js/main.3f9a1c2b.chunk.js", true],
+        ["/assets/logo-a1b2c3d4e5.svg", true],
+        ["/favicon.ico", false],
+        ["/app.js", false],
+        ["/index.html", false],
+    ])("treats %s as hashed: %s", (path, hashed) => {
+        expect(new RegExp(HASHED_ASSET_RE, "i").test(path)).toBe(hashed);
+    });
+
+    it("compresses text assets", () => {
+        expect(conf).toContain("gzip on;");
+        expect(conf).toMatch(/gzip_types[^;]*application\/javascript/);
     });
 });

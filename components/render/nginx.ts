@@ -11,6 +11,24 @@ export interface NginxApp {
     paths: string[];
     /** Where the app answers its health check, e.g. /health or /api/health. */
     healthPath: string;
+    /** Overrides of the site-wide settings for this app's locations. */
+    clientMaxBodySize?: string;
+    rateLimit?: Partial<RateLimit>;
+    timeouts?: Partial<Timeouts>;
+    /** Response headers added to, or replacing by name, the security headers; "" removes one. */
+    headers?: Record<string, string>;
+}
+
+export interface RateLimit {
+    enabled: boolean;
+    rate: string;
+    burst: number;
+}
+
+export interface Timeouts {
+    connect: string;
+    send: string;
+    read: string;
 }
 
 export interface NginxSite {
@@ -18,8 +36,8 @@ export interface NginxSite {
     /** Public HTTPS port, used in the HTTP→HTTPS redirect when it is not 443. */
     httpsPort: number;
     clientMaxBodySize: string;
-    rateLimit: { enabled: boolean; rate: string; burst: number };
-    timeouts: { connect: string; send: string; read: string };
+    rateLimit: RateLimit;
+    timeouts: Timeouts;
     hsts: { maxAge: number; includeSubDomains: boolean; preload: boolean };
     /** Idle keepalive connections per upstream (0 disables). */
     keepalive: number;
@@ -27,6 +45,8 @@ export interface NginxSite {
     keyPath: string;
     /** Where nginx writes its pid and logs; the defaults are the official image's. */
     runtime?: { pid?: string; errorLog?: string; accessLog?: string; mimeTypes?: string };
+    /** Ports nginx listens on; the container's are 80/443 (tests use free high ports). */
+    listen?: { http: number; https: number };
 }
 
 /** Path of the proxy's own liveness endpoint, served on port 80 to 127.0.0.1 only. */
@@ -76,11 +96,69 @@ function proxyHeaders(): string[] {
     ];
 }
 
-function appLocation(site: NginxSite, path: string, app: string): string[] {
+/** An app's settings with the site-wide defaults filled in. */
+interface Effective {
+    clientMaxBodySize: string;
+    rateLimit: RateLimit;
+    timeouts: Timeouts;
+    headers: [string, string][];
+}
+
+function securityHeaders(site: NginxSite): [string, string][] {
+    return [
+        ["Strict-Transport-Security", hstsValue(site.hsts)],
+        ["X-Content-Type-Options", "nosniff"],
+        ["X-Frame-Options", "SAMEORIGIN"],
+        ["Referrer-Policy", "strict-origin-when-cross-origin"],
+        ["Permissions-Policy", "camera=(), microphone=(), geolocation=()"],
+    ];
+}
+
+export function effectiveSettings(site: NginxSite, app: NginxApp): Effective {
+    const headers = new Map(securityHeaders(site).map(([k, v]) => [k.toLowerCase(), [k, v] as [string, string]]));
+    for (const [k, v] of Object.entries(app.headers ?? {})) {
+        if (v === "") headers.delete(k.toLowerCase());
+        else headers.set(k.toLowerCase(), [k, v]);
+    }
+    return {
+        clientMaxBodySize: app.clientMaxBodySize ?? site.clientMaxBodySize,
+        rateLimit: { ...site.rateLimit, ...app.rateLimit },
+        timeouts: { ...site.timeouts, ...app.timeouts },
+        headers: [...headers.values()],
+    };
+}
+
+function rateLimitZones(site: NginxSite): string[] {
+    const zones = site.apps.flatMap((a) => {
+        const rl = effectiveSettings(site, a).rateLimit;
+        return rl.enabled ? [`limit_req_zone $binary_remote_addr zone=${zoneName(a.name)}:10m rate=${rl.rate};`] : [];
+    });
+    return zones.length > 0 ? [...zones, "limit_req_status 429;", ""] : [];
+}
+
+/** Each app gets its own zone, so one app's traffic never eats another's allowance. */
+function zoneName(app: string): string {
+    return `perip_${app}`;
+}
+
+// Everything per location: nginx drops inherited add_header lines as soon as a location has its own.
+function locationSettings(e: Effective): string[] {
+    return [
+        `client_max_body_size ${e.clientMaxBodySize};`,
+        `proxy_connect_timeout ${e.timeouts.connect};`,
+        `proxy_send_timeout ${e.timeouts.send};`,
+        `proxy_read_timeout ${e.timeouts.read};`,
+        ...e.headers.map(([k, v]) => `add_header ${k} "${v}" always;`),
+    ];
+}
+
+function appLocation(site: NginxSite, path: string, app: NginxApp): string[] {
+    const e = effectiveSettings(site, app);
     const body = [
-        ...(site.rateLimit.enabled ? [`limit_req zone=perip burst=${site.rateLimit.burst} nodelay;`] : []),
-        `proxy_pass http://app_${app};`,
+        ...(e.rateLimit.enabled ? [`limit_req zone=${zoneName(app.name)} burst=${e.rateLimit.burst} nodelay;`] : []),
+        `proxy_pass http://app_${app.name};`,
         ...proxyHeaders(),
+        ...locationSettings(e),
     ];
     const block = (match: string) => [`location ${match} {`, ...indent(body, 1), "}"];
     // "/api" must match /api and /api/..., never /apix.
@@ -121,30 +199,31 @@ export function renderNginxConf(site: NginxSite): string {
         "ssl_session_tickets off;",
     ];
 
-    const headers = [
-        `add_header Strict-Transport-Security "${hstsValue(site.hsts)}" always;`,
-        'add_header X-Content-Type-Options "nosniff" always;',
-        'add_header X-Frame-Options "SAMEORIGIN" always;',
-        'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
-        'add_header Permissions-Policy "camera=(), microphone=(), geolocation=()" always;',
-    ];
+    const byName = new Map(site.apps.map((a) => [a.name, a]));
+    const listen = site.listen ?? { http: 80, https: 443 };
 
     const servers = hostRoutes(site.apps).flatMap((r) => [
         "server {",
         ...indent(
             [
-                "listen 443 ssl http2;",
+                `listen ${listen.https} ssl http2;`,
                 `server_name ${r.host};`,
                 "",
                 ...tls,
                 "",
-                ...headers,
-                "",
                 "location = /health {",
-                ...indent([`proxy_pass http://app_${r.healthApp.name}${r.healthApp.healthPath};`, ...proxyHeaders(), "access_log off;"], 1),
+                ...indent(
+                    [
+                        `proxy_pass http://app_${r.healthApp.name}${r.healthApp.healthPath};`,
+                        ...proxyHeaders(),
+                        ...locationSettings(effectiveSettings(site, r.healthApp)),
+                        "access_log off;",
+                    ],
+                    1,
+                ),
                 "}",
                 "",
-                ...r.locations.flatMap((l) => appLocation(site, l.path, l.app)),
+                ...r.locations.flatMap((l) => appLocation(site, l.path, byName.get(l.app)!)),
             ],
             1,
         ),
@@ -175,6 +254,7 @@ export function renderNginxConf(site: NginxSite): string {
                 `log_format main '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time uct=$upstream_connect_time urt=$upstream_response_time';`,
                 `access_log ${rt.accessLog} main;`,
                 "",
+                // Defaults; each app location repeats its own values.
                 `client_max_body_size ${site.clientMaxBodySize};`,
                 `proxy_connect_timeout ${site.timeouts.connect};`,
                 `proxy_send_timeout ${site.timeouts.send};`,
@@ -186,9 +266,7 @@ export function renderNginxConf(site: NginxSite): string {
                 "gzip_min_length 1024;",
                 "gzip_types text/plain text/css application/json application/javascript text/xml application/xml image/svg+xml;",
                 "",
-                ...(site.rateLimit.enabled
-                    ? [`limit_req_zone $binary_remote_addr zone=perip:10m rate=${site.rateLimit.rate};`, "limit_req_status 429;", ""]
-                    : []),
+                ...rateLimitZones(site),
                 "map $http_upgrade $connection_upgrade {",
                 "    default upgrade;",
                 "    ''      '';",
@@ -196,7 +274,7 @@ export function renderNginxConf(site: NginxSite): string {
                 "",
                 ...upstreams,
                 "server {",
-                "    listen 80 default_server;",
+                `    listen ${listen.http} default_server;`,
                 "    server_name _;",
                 "",
                 `    location = ${NGINX_HEALTH_PATH} {`,
@@ -213,7 +291,7 @@ export function renderNginxConf(site: NginxSite): string {
                 "",
                 "# Unknown host names get no certificate at all rather than the wrong one.",
                 "server {",
-                "    listen 443 ssl http2 default_server;",
+                `    listen ${listen.https} ssl http2 default_server;`,
                 "    server_name _;",
                 "    ssl_reject_handshake on;",
                 "}",
