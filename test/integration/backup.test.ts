@@ -204,6 +204,36 @@ describe("retention on a real run", () => {
     });
 });
 
+describe("the scheduler", () => {
+    async function runScheduler(schedule: string, seconds: number): Promise<string[]> {
+        const child = spawn("sh", [SCRIPT, "schedule"], {
+            env: { ...pg.env, BACKUP_DIR: dir, BACKUP_PREFIX: "test-app", BACKUP_SCHEDULE: schedule, VERIFY_SCHEDULE: "0 0 1 1 *", TZ: "UTC" },
+            detached: true,
+            stdio: "ignore",
+        });
+        try {
+            for (let waited = 0; waited < seconds * 10; waited++) {
+                if (dumps().length > 0) break;
+                await new Promise((r) => setTimeout(r, 100));
+            }
+        } finally {
+            process.kill(-child.pid!, "SIGTERM");
+        }
+        return dumps();
+    }
+
+    it("runs a backup when its cron expression matches the current minute, and records the installation", async () => {
+        expect(await runScheduler("* * * * *", 20)).toHaveLength(1);
+        expect(marker(".installed")).toMatch(/^time=\d+$/m);
+        expect(marker("last-success")).toContain("file=test-app-");
+    });
+
+    it("does nothing when it does not match", async () => {
+        const minute = new Date().getUTCMinutes();
+        expect(await runScheduler(`${(minute + 30) % 60} * * * *`, 3)).toEqual([]);
+    });
+});
+
 describe("the script is clean", () => {
     it.each([
         ["shellcheck", ["-s", "sh", SCRIPT]],
