@@ -1,6 +1,6 @@
 // nginx.conf renderer: snapshots of the committed stacks' shapes plus targeted assertions for each option
 // that changes the output. The same text is checked by a real `nginx -t` in test/integration.
-import { hostRoutes, NGINX_HEALTH_PATH, NginxSite, renderNginxConf } from "../components/render/nginx";
+import { hostRoutes, NGINX_HEALTH_PATH, NginxSite, renderNginxConf, renderNginxSiteFile } from "../components/render/nginx";
 import { HASHED_ASSET_RE, renderStaticSiteConf } from "../components/render/static-site";
 
 function site(overrides: Partial<NginxSite> = {}): NginxSite {
@@ -232,6 +232,32 @@ describe("per-app proxy settings", () => {
         expect(c).toContain("listen 18080 default_server;");
         expect(c).toContain("listen 18443 ssl http2;");
         expect(c).not.toMatch(/listen 443/);
+    });
+});
+
+describe("renderNginxSiteFile (the host's own nginx)", () => {
+    const file = renderNginxSiteFile(site({ apps: twoAppsByPath, namespace: "vps_stack_prod_", httpsPort: 443 }));
+
+    it("matches the snapshot", () => {
+        expect(file).toMatchSnapshot();
+    });
+
+    it("namespaces every name nginx keeps globally, so stacks can share one nginx", () => {
+        expect(file).toContain("upstream vps_stack_prod_app_api {");
+        expect(file).toContain("zone=vps_stack_prod_perip_api:10m");
+        expect(file).toContain("map $http_upgrade $vps_stack_prod_connection_upgrade {");
+        expect(file).toContain("proxy_set_header Connection        $vps_stack_prod_connection_upgrade;");
+        expect(file).not.toMatch(/upstream app_|zone=perip_|\$connection_upgrade/);
+    });
+
+    it("claims no default server and sets nothing http-wide", () => {
+        expect(file).not.toContain("default_server");
+        expect(file).not.toMatch(/^(gzip|server_tokens|access_log|include|events|http|worker_processes|limit_req_status)\b/m);
+        expect(file).toMatch(/listen 80;\s+server_name app.example.com;\s+location \/ \{\s+return 301 https:\/\/\$host\$request_uri;/);
+    });
+
+    it("needs a namespace", () => {
+        expect(() => renderNginxSiteFile(site())).toThrow(/namespace/);
     });
 });
 

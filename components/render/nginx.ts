@@ -47,6 +47,11 @@ export interface NginxSite {
     runtime?: { pid?: string; errorLog?: string; accessLog?: string; mimeTypes?: string };
     /** Ports nginx listens on; the container's are 80/443 (tests use free high ports). */
     listen?: { http: number; https: number };
+    /**
+     * Prefix of the names that live in nginx's global scope (upstreams, rate-limit zones, the upgrade
+     * variable), so that several stacks can share the host's nginx. Empty in a stack's own container.
+     */
+    namespace?: string;
 }
 
 /** Path of the proxy's own liveness endpoint, served on port 80 to 127.0.0.1 only. */
@@ -82,7 +87,15 @@ function indent(lines: string[], depth: number): string[] {
     return lines.map((l) => (l === "" ? "" : pad + l));
 }
 
-function proxyHeaders(): string[] {
+function upstreamName(site: NginxSite, app: string): string {
+    return `${site.namespace ?? ""}app_${app}`;
+}
+
+function upgradeVariable(site: NginxSite): string {
+    return `$${site.namespace ?? ""}connection_upgrade`;
+}
+
+function proxyHeaders(site: NginxSite): string[] {
     return [
         "proxy_http_version 1.1;",
         "proxy_set_header Host              $host;",
@@ -92,7 +105,7 @@ function proxyHeaders(): string[] {
         "proxy_set_header X-Forwarded-Host  $host;",
         // Empty Connection keeps upstream keepalive; websocket upgrades still pass.
         "proxy_set_header Upgrade           $http_upgrade;",
-        "proxy_set_header Connection        $connection_upgrade;",
+        `proxy_set_header Connection        ${upgradeVariable(site)};`,
     ];
 }
 
@@ -131,14 +144,14 @@ export function effectiveSettings(site: NginxSite, app: NginxApp): Effective {
 function rateLimitZones(site: NginxSite): string[] {
     const zones = site.apps.flatMap((a) => {
         const rl = effectiveSettings(site, a).rateLimit;
-        return rl.enabled ? [`limit_req_zone $binary_remote_addr zone=${zoneName(a.name)}:10m rate=${rl.rate};`] : [];
+        return rl.enabled ? [`limit_req_zone $binary_remote_addr zone=${zoneName(site, a.name)}:10m rate=${rl.rate};`] : [];
     });
-    return zones.length > 0 ? [...zones, "limit_req_status 429;", ""] : [];
+    return zones.length > 0 ? [...zones, ""] : [];
 }
 
 /** Each app gets its own zone, so one app's traffic never eats another's allowance. */
-function zoneName(app: string): string {
-    return `perip_${app}`;
+function zoneName(site: NginxSite, app: string): string {
+    return `${site.namespace ?? ""}perip_${app}`;
 }
 
 // Everything per location: nginx drops inherited add_header lines as soon as a location has its own.
@@ -155,9 +168,10 @@ function locationSettings(e: Effective): string[] {
 function appLocation(site: NginxSite, path: string, app: NginxApp): string[] {
     const e = effectiveSettings(site, app);
     const body = [
-        ...(e.rateLimit.enabled ? [`limit_req zone=${zoneName(app.name)} burst=${e.rateLimit.burst} nodelay;`] : []),
-        `proxy_pass http://app_${app.name};`,
-        ...proxyHeaders(),
+        // The status is set here, not in http{}, where a second stack on a shared nginx would repeat it.
+        ...(e.rateLimit.enabled ? [`limit_req zone=${zoneName(site, app.name)} burst=${e.rateLimit.burst} nodelay;`, "limit_req_status 429;"] : []),
+        `proxy_pass http://${upstreamName(site, app.name)};`,
+        ...proxyHeaders(site),
         ...locationSettings(e),
     ];
     const block = (match: string) => [`location ${match} {`, ...indent(body, 1), "}"];
@@ -169,19 +183,11 @@ function hstsValue(h: NginxSite["hsts"]): string {
     return [`max-age=${h.maxAge}`, ...(h.includeSubDomains ? ["includeSubDomains"] : []), ...(h.preload ? ["preload"] : [])].join("; ");
 }
 
-export function renderNginxConf(site: NginxSite): string {
+/** The parts both modes share: zones, the upgrade map, upstreams and the HTTPS servers. */
+function siteBlocks(site: NginxSite): { zones: string[]; map: string[]; upstreams: string[]; servers: string[] } {
     if (site.apps.length === 0) throw new Error("renderNginxConf: at least one app is required");
-    const rt = {
-        pid: "/var/run/nginx.pid",
-        errorLog: "/var/log/nginx/error.log",
-        accessLog: "/var/log/nginx/access.log",
-        mimeTypes: "/etc/nginx/mime.types",
-        ...site.runtime,
-    };
-    const redirectTarget = site.httpsPort === 443 ? "https://$host$request_uri" : `https://$host:${site.httpsPort}$request_uri`;
-
     const upstreams = site.apps.flatMap((a) => [
-        `upstream app_${a.name} {`,
+        `upstream ${upstreamName(site, a.name)} {`,
         ...indent(a.servers.map((s) => `server ${s} max_fails=3 fail_timeout=10s;`), 1),
         ...indent(site.keepalive > 0 ? [`keepalive ${site.keepalive};`, "keepalive_timeout 60s;"] : [], 1),
         "}",
@@ -214,8 +220,8 @@ export function renderNginxConf(site: NginxSite): string {
                 "location = /health {",
                 ...indent(
                     [
-                        `proxy_pass http://app_${r.healthApp.name}${r.healthApp.healthPath};`,
-                        ...proxyHeaders(),
+                        `proxy_pass http://${upstreamName(site, r.healthApp.name)}${r.healthApp.healthPath};`,
+                        ...proxyHeaders(site),
                         ...locationSettings(effectiveSettings(site, r.healthApp)),
                         "access_log off;",
                     ],
@@ -230,7 +236,56 @@ export function renderNginxConf(site: NginxSite): string {
         "}",
         "",
     ]);
+    const map = [`map $http_upgrade ${upgradeVariable(site)} {`, "    default upgrade;", "    ''      '';", "}", ""];
+    return { zones: rateLimitZones(site), map, upstreams, servers };
+}
 
+function redirectTarget(site: NginxSite): string {
+    return site.httpsPort === 443 ? "https://$host$request_uri" : `https://$host:${site.httpsPort}$request_uri`;
+}
+
+function tidy(lines: string[]): string {
+    // Collapse the blank lines left by empty optional sections, and the one before a closing brace.
+    return lines.join("\n").replace(/\n{3,}/g, "\n\n").replace(/\n\n(\s*\})/g, "\n$1");
+}
+
+/**
+ * A site file for the host's own nginx (nginx.mode "host"), included in its http{} beside other sites:
+ * only namespaced global names, no default_server, no http-wide settings.
+ */
+export function renderNginxSiteFile(site: NginxSite): string {
+    if (!site.namespace) throw new Error("renderNginxSiteFile: a namespace is required on a shared nginx");
+    const b = siteBlocks(site);
+    const listen = site.listen ?? { http: 80, https: 443 };
+    const hosts = hostRoutes(site.apps).map((r) => r.host);
+    return tidy([
+        `# Rendered by vps-stack (${site.namespace.replace(/_$/, "")}); changes here are overwritten on the next \`pulumi up\`.`,
+        "",
+        ...b.zones,
+        ...b.map,
+        ...b.upstreams,
+        "server {",
+        `    listen ${listen.http};`,
+        `    server_name ${hosts.join(" ")};`,
+        "    location / {",
+        `        return 301 ${redirectTarget(site)};`,
+        "    }",
+        "}",
+        "",
+        ...b.servers,
+    ]);
+}
+
+export function renderNginxConf(site: NginxSite): string {
+    const b = siteBlocks(site);
+    const listen = site.listen ?? { http: 80, https: 443 };
+    const rt = {
+        pid: "/var/run/nginx.pid",
+        errorLog: "/var/log/nginx/error.log",
+        accessLog: "/var/log/nginx/access.log",
+        mimeTypes: "/etc/nginx/mime.types",
+        ...site.runtime,
+    };
     const lines = [
         "# Rendered by vps-stack; changes here are overwritten on the next `pulumi up`.",
         "worker_processes auto;",
@@ -266,13 +321,9 @@ export function renderNginxConf(site: NginxSite): string {
                 "gzip_min_length 1024;",
                 "gzip_types text/plain text/css application/json application/javascript text/xml application/xml image/svg+xml;",
                 "",
-                ...rateLimitZones(site),
-                "map $http_upgrade $connection_upgrade {",
-                "    default upgrade;",
-                "    ''      '';",
-                "}",
-                "",
-                ...upstreams,
+                ...b.zones,
+                ...b.map,
+                ...b.upstreams,
                 "server {",
                 `    listen ${listen.http} default_server;`,
                 "    server_name _;",
@@ -285,7 +336,7 @@ export function renderNginxConf(site: NginxSite): string {
                 "    }",
                 "",
                 "    location / {",
-                `        return 301 ${redirectTarget};`,
+                `        return 301 ${redirectTarget(site)};`,
                 "    }",
                 "}",
                 "",
@@ -296,13 +347,12 @@ export function renderNginxConf(site: NginxSite): string {
                 "    ssl_reject_handshake on;",
                 "}",
                 "",
-                ...servers,
+                ...b.servers,
             ],
             1,
         ),
         "}",
         "",
     ];
-    // Collapse the blank lines left by empty optional sections, and the one before a closing brace.
-    return lines.join("\n").replace(/\n{3,}/g, "\n\n").replace(/\n\n(\s*\})/g, "\n$1");
+    return tidy(lines);
 }
