@@ -32,10 +32,12 @@ export const networks = { edge: stack.networks.edge.name, data: stack.networks.d
 export const containers = {
     postgres: stack.postgres.containerName,
     redis: stack.redis.containerName,
-    nginx: stack.proxy.containerName,
+    nginx: stack.proxy?.containerName,
     backup: stack.backup?.containerName,
     apps: Object.fromEntries(Object.entries(stack.apps).map(([app, s]) => [app, s.containerNames])),
 };
+/** nginx.mode "host": the site file in the host's nginx. */
+export const nginxSite = stack.hostSite?.siteFile;
 export const volumes = { postgres: stack.postgres.volumeName, redis: stack.redis.volumeName };
 export const postgres = {
     host: stack.postgres.hostAlias,

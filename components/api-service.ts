@@ -32,6 +32,8 @@ export interface ApiServiceArgs {
     trackTag: boolean;
     /** @default 8000 */
     port: number;
+    /** nginx.mode "host": replica i is published on 127.0.0.1:hostPort+i. Otherwise never published. */
+    hostPort?: number;
     /** @default "/health" */
     healthPath: string;
     /** Healthcheck command (CMD form) when the image has neither curl nor wget. */
@@ -121,6 +123,7 @@ export class ApiService extends pulumi.ComponentResource {
                         // A read-only root refuses uploads; a per-container volume holds the secret files instead.
                         volumes: args.readOnly && delivery.uploads.length > 0 ? [{ containerPath: SECRETS_DIR }] : undefined,
                         removeVolumes: true,
+                        ports: args.hostPort !== undefined ? [{ internal: args.port, external: args.hostPort + i, ip: "127.0.0.1", protocol: "tcp" }] : undefined,
                         networksAdvanced: [
                             { name: args.edgeNetwork, aliases: [args.name] },
                             ...(args.dataNetwork ? [{ name: args.dataNetwork }] : []),

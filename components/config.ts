@@ -185,7 +185,10 @@ const appSchema = z.strictObject({
         })
         .optional()
         .describe("Proxy settings for this app that override the nginx section."),
-    port: port.default(8000).describe("Port the app listens on inside its container (never published)."),
+    port: port.default(8000).describe("Port the app listens on inside its container."),
+    hostPort: port
+        .optional()
+        .describe('nginx.mode "host" only: replicas are published on 127.0.0.1:hostPort, hostPort+1, … (seed 000: 8000); never on a public address.'),
     healthPath: z.string().regex(/^\/[\x21-\x7e]*$/, "must be a path starting with /").default("/health").describe("HTTP path of the health endpoint."),
     healthCommand: z.array(z.string().min(1)).min(1).optional().describe('Healthcheck command (Docker CMD form) when the image has neither curl nor wget, e.g. ["node","healthcheck.js"].'),
     command: z.array(z.string().min(1)).min(1).optional().describe("Overrides the image's command."),
@@ -235,7 +238,10 @@ const appsSchema = z.array(appSchema).min(1, "must list at least one app").descr
 
 const nginxSchema = z
     .strictObject({
-        mode: z.enum(["container", "host"]).default("container").describe('"container" (an Nginx container publishing 80/443) or "host" (not available yet).'),
+        mode: z
+            .enum(["container", "host"])
+            .default("container")
+            .describe('"container": an Nginx container publishes 80/443. "host": the site goes into the host\'s own nginx over SSH (needs nginx and passwordless sudo for the SSH user) and the apps are published on 127.0.0.1 only.'),
         image: image("Nginx image, pinned by tag or digest.").default("nginx:1.27-alpine"),
         httpPort: port.optional().describe("Public HTTP port (default 80; 8080 on dev)."),
         httpsPort: port.optional().describe("Public HTTPS port (default 443; 8443 on dev)."),
@@ -714,7 +720,27 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
     });
     // --- proxy and TLS ------------------------------------------------------------------------------------
     if (cfg.nginx.mode === "host") {
-        add({ path: "nginx.mode", message: '"host" is not available yet; use "container"', fix: fixFor("nginx.mode") });
+        if (local) add({ path: "nginx.mode", message: `"host" writes into a VPS's own nginx over SSH; stack "${stack}" deploys locally`, fix: fixFor("nginx.mode") });
+        const taken = new Map<number, string>();
+        cfg.apps.forEach((a, i) => {
+            if (a.hostPort === undefined) {
+                add({ path: `apps[${i}].hostPort`, message: 'is required with nginx.mode "host" (the 127.0.0.1 port the host\'s nginx proxies to)', fix: `pulumi config set --path 'apps[${i}].hostPort' ${8000 + i * 10}` });
+                return;
+            }
+            for (let r = 0; r < a.replicas; r++) {
+                const p = a.hostPort + r;
+                const owner = taken.get(p);
+                if (owner !== undefined || p > 65535) {
+                    add({ path: `apps[${i}].hostPort`, message: `(${a.hostPort}) with ${a.replicas} replicas needs 127.0.0.1:${p}, ${owner ? `already used by app "${owner}"` : "out of range"}`, fix: `pulumi config set --path 'apps[${i}].hostPort' ${8000 + i * 10}` });
+                    break;
+                }
+                taken.set(p, a.name);
+            }
+        });
+    } else {
+        cfg.apps.forEach((a, i) => {
+            if (a.hostPort !== undefined) add({ path: `apps[${i}].hostPort`, message: 'only applies with nginx.mode "host"; apps are never published otherwise', fix: `pulumi config rm --path 'apps[${i}].hostPort'` });
+        });
     }
     if (cfg.tls.mode === "acme") {
         add({ path: "tls.mode", message: '"acme" is not available yet; use "ca" or "provided"', fix: fixFor("tls.mode") });

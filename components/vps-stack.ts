@@ -5,6 +5,7 @@ import * as path from "path";
 import { ApiService } from "./api-service";
 import { BackupJob, backupCommands } from "./backup-job";
 import { StackConfig } from "./config";
+import { HostNginxSite } from "./host-nginx-site";
 import { NginxProxy } from "./nginx-proxy";
 import { PostgresService } from "./postgres-service";
 import { RedisService } from "./redis-service";
@@ -38,10 +39,15 @@ export function appUrls(cfg: Pick<StackConfig, "apps" | "nginx">): Record<string
 
 /** What the proxy serves, from the stack's config (certificate paths are the proxy's business). */
 export function nginxSite(cfg: Pick<StackConfig, "apps" | "nginx">): Omit<NginxSite, "certificatePath" | "keyPath"> {
+    const host = cfg.nginx.mode === "host";
     return {
         apps: cfg.apps.map((a) => ({
             name: a.name,
-            servers: [`${a.name}:${a.port}`],
+            // Container mode: the app's alias on the edge network. Host mode: its 127.0.0.1 ports.
+            servers:
+                cfg.nginx.mode === "host" && a.hostPort !== undefined
+                    ? Array.from({ length: a.replicas }, (_, i) => `127.0.0.1:${a.hostPort! + i}`)
+                    : [`${a.name}:${a.port}`],
             hosts: a.hosts,
             paths: a.paths,
             healthPath: a.healthPath,
@@ -56,6 +62,8 @@ export function nginxSite(cfg: Pick<StackConfig, "apps" | "nginx">): Omit<NginxS
         timeouts: cfg.nginx.timeouts,
         hsts: cfg.nginx.hsts,
         keepalive: cfg.nginx.keepalive,
+        // The host's nginx listens on the public ports itself; the container maps them onto 80/443.
+        ...(host ? { listen: { http: cfg.nginx.httpPort, https: cfg.nginx.httpsPort } } : {}),
     };
 }
 
@@ -70,7 +78,10 @@ export class VpsStack extends pulumi.ComponentResource {
     readonly postgres: PostgresService;
     readonly redis: RedisService;
     readonly apps: Record<string, ApiService>;
-    readonly proxy: NginxProxy;
+    /** The proxy container (nginx.mode "container"). */
+    readonly proxy?: NginxProxy;
+    /** The site in the host's own nginx (nginx.mode "host"). */
+    readonly hostSite?: HostNginxSite;
     readonly backup?: BackupJob;
     /** Commands an operator runs for backups (empty when backups are disabled). */
     readonly backupCommands?: ReturnType<typeof backupCommands>;
@@ -166,6 +177,7 @@ export class VpsStack extends pulumi.ComponentResource {
                         // The stack's own Nginx image is pinned and pulled like the proxy's.
                         trackTag: app.kind === "static" && app.image === cfg.nginx.image ? false : app.trackTag,
                         staticSite,
+                        hostPort: cfg.nginx.mode === "host" ? app.hostPort : undefined,
                         host,
                         prefix,
                         stack,
@@ -180,26 +192,35 @@ export class VpsStack extends pulumi.ComponentResource {
             }),
         );
 
-        this.proxy = new NginxProxy(
-            `${name}-nginx`,
-            {
-                host,
-                prefix,
-                stack,
-                image: cfg.nginx.image,
-                site: nginxSite(cfg),
-                httpPort: cfg.nginx.httpPort,
-                httpsPort: cfg.nginx.httpsPort,
-                bindAddress: cfg.local ? "127.0.0.1" : "0.0.0.0",
-                certificatePem: this.serverCertificate.certPem,
-                keyPem: this.serverCertificate.keyPem,
-                edgeNetwork: this.networks.edge.name,
-                upstreams: Object.values(this.apps).flatMap((a) => a.containers),
-                memory: cfg.nginx.memory,
-                cpus: cfg.nginx.cpus,
-            },
-            child,
-        );
+        const upstreams = Object.values(this.apps).flatMap((a) => a.containers);
+        if (cfg.nginx.mode === "host") {
+            this.hostSite = new HostNginxSite(
+                `${name}-host-nginx`,
+                { host, prefix, site: nginxSite(cfg), certificatePem: this.serverCertificate.certPem, keyPem: this.serverCertificate.keyPem, upstreams },
+                child,
+            );
+        } else {
+            this.proxy = new NginxProxy(
+                `${name}-nginx`,
+                {
+                    host,
+                    prefix,
+                    stack,
+                    image: cfg.nginx.image,
+                    site: nginxSite(cfg),
+                    httpPort: cfg.nginx.httpPort,
+                    httpsPort: cfg.nginx.httpsPort,
+                    bindAddress: cfg.local ? "127.0.0.1" : "0.0.0.0",
+                    certificatePem: this.serverCertificate.certPem,
+                    keyPem: this.serverCertificate.keyPem,
+                    edgeNetwork: this.networks.edge.name,
+                    upstreams,
+                    memory: cfg.nginx.memory,
+                    cpus: cfg.nginx.cpus,
+                },
+                child,
+            );
+        }
 
         if (cfg.backup.enabled) {
             this.backup = new BackupJob(

@@ -415,10 +415,10 @@ describe("per-app proxy settings", () => {
         const stack = await build(
             preprodConfig((c) => (c.apps[0].proxy = { clientMaxBodySize: "5M", rateLimit: { rate: "2r/s" }, headers: { "Content-Security-Policy": "default-src 'self'" } })),
         );
-        expect(stack.proxy.config).toContain("limit_req_zone $binary_remote_addr zone=perip_api:10m rate=2r/s;");
-        expect(stack.proxy.config).toContain("limit_req_zone $binary_remote_addr zone=perip_web:10m rate=10r/s;");
-        expect(stack.proxy.config).toContain("client_max_body_size 5M;");
-        expect(stack.proxy.config).toContain(`add_header Content-Security-Policy "default-src 'self'" always;`);
+        expect(stack.proxy!.config).toContain("limit_req_zone $binary_remote_addr zone=perip_api:10m rate=2r/s;");
+        expect(stack.proxy!.config).toContain("limit_req_zone $binary_remote_addr zone=perip_web:10m rate=10r/s;");
+        expect(stack.proxy!.config).toContain("client_max_body_size 5M;");
+        expect(stack.proxy!.config).toContain(`add_header Content-Security-Policy "default-src 'self'" always;`);
     });
 });
 
@@ -444,9 +444,9 @@ describe("NginxProxy", () => {
     it("uploads the rendered config, the certificate and the key (0400, secret)", async () => {
         const stack = await build(preprodConfig());
         const nginx = container("vps-stack-preprod-nginx");
-        expect(upload(nginx, NGINX_CONF_FILE).content).toBe(stack.proxy.config);
-        expect(stack.proxy.config).toContain("server_name app.example.com;");
-        expect(stack.proxy.config).toContain("server api:3001");
+        expect(upload(nginx, NGINX_CONF_FILE).content).toBe(stack.proxy!.config);
+        expect(stack.proxy!.config).toContain("server_name app.example.com;");
+        expect(stack.proxy!.config).toContain("server api:3001");
         expect(upload(nginx, NGINX_CERT_FILE).content).toContain("BEGIN CERTIFICATE");
         const key = upload(nginx, NGINX_KEY_FILE);
         expect(key.permissions).toBe("0400");
@@ -461,6 +461,42 @@ describe("NginxProxy", () => {
         const reload = byName("vps-stack-nginx-reload").inputs;
         expect(reload.create).toContain("docker kill --signal HUP vps-stack-preprod-nginx");
         expect(reload.triggers).toEqual(["vps-stack-app-api-1-id", "vps-stack-app-api-2-id", "vps-stack-app-web-1-id"]);
+    });
+});
+
+describe("HostNginxSite (nginx.mode host)", () => {
+    const hostMode = (c: any) => {
+        c.nginx = { mode: "host" };
+        c.apps[0].hostPort = 8000;
+        c.apps[1].hostPort = 8010;
+    };
+
+    it("publishes each replica on 127.0.0.1 only and runs no proxy container", async () => {
+        await build(preprodConfig(hostMode));
+        expect(container("vps-stack-preprod-api-1").ports).toEqual([{ internal: 3001, external: 8000, ip: "127.0.0.1", protocol: "tcp" }]);
+        expect(container("vps-stack-preprod-api-2").ports).toEqual([{ internal: 3001, external: 8001, ip: "127.0.0.1", protocol: "tcp" }]);
+        expect(container("vps-stack-preprod-web-1").ports).toEqual([{ internal: 3000, external: 8010, ip: "127.0.0.1", protocol: "tcp" }]);
+        expect(() => container("vps-stack-preprod-nginx")).toThrow();
+    });
+
+    it("installs the site over SSH as root, with nginx -t before reload, and removes it on destroy", async () => {
+        const stack = await build(preprodConfig(hostMode));
+        const cmd = byName("vps-stack-host-nginx-site");
+        expect(cmd.type).toBe(REMOTE_COMMAND);
+        expect(cmd.inputs.create).toBe("sudo -n sh -s");
+        expect(isWrappedSecret(cmd.raw.stdin)).toBe(true);
+        expect(cmd.inputs.stdin).toContain("vps_site_install vps-stack-preprod ");
+        expect(cmd.inputs.stdin).toContain('sh -c "${NGINX_TEST:-nginx -t}"');
+        expect(cmd.inputs.delete).toMatch(/^printf '%s' '[A-Za-z0-9+/=]+' \| base64 -d \| sudo -n sh -s$/);
+        const config = stack.hostSite!.config;
+        expect(config).toContain("upstream vps_stack_preprod_app_api {");
+        expect(config).toContain("server 127.0.0.1:8000 max_fails=3 fail_timeout=10s;");
+        expect(config).toContain("server 127.0.0.1:8001 max_fails=3 fail_timeout=10s;");
+        expect(config).toContain("ssl_certificate_key /etc/vps-stack/vps-stack-preprod/privkey.pem;");
+        expect(config).not.toContain("default_server");
+        // The site file carries no secret; the key travels only in the command's stdin.
+        expect(config).not.toContain("PRIVATE KEY");
+        expect(Buffer.from(cmd.inputs.stdin.match(/vps_site_install \S+ '[^']+' '[^']+' '([^']+)'/)[1], "base64").toString()).toContain("PRIVATE KEY");
     });
 });
 

@@ -190,3 +190,29 @@ describe("bad config", () => {
         expect(recorded).toHaveLength(0);
     });
 });
+
+describe("prod with the host's own nginx (nginx.mode host)", () => {
+    beforeAll(async () => {
+        const raw: any = withRequiredSecrets(stackConfig("prod"));
+        raw.nginx = { ...raw.nginx, mode: "host" };
+        raw.apps = raw.apps.map((a: any, i: number) => ({ ...a, hostPort: 8000 + i * 10 }));
+        await runProgram("prod", raw);
+    });
+
+    it("publishes nothing on a public address: apps on 127.0.0.1 only, no proxy container", () => {
+        const published = ofType(CONTAINER).flatMap((c) => (c.inputs.ports ?? []).map((p: any) => ({ name: c.inputs.name, ...p })));
+        expect(published.map((p) => p.external).sort()).toEqual([8000, 8001, 8010]);
+        for (const p of published) expect(p.ip).toBe("127.0.0.1");
+        expect(ofType(CONTAINER).map((c) => c.inputs.name)).not.toContain("vps-stack-prod-nginx");
+    });
+
+    it("keeps data services on the internal network and every secret out of container environments", () => {
+        for (const svc of ["postgres", "redis", "backup"]) {
+            const c = ofType(CONTAINER).find((x) => x.inputs.name === `vps-stack-prod-${svc}`)!;
+            expect(c.inputs.networksAdvanced.map((n: any) => n.name)).toEqual(["vps-stack-prod-data"]);
+        }
+        for (const c of ofType(CONTAINER)) {
+            for (const v of strings(c.inputs.envs)) for (const s of generatedSecrets) expect(v.includes(s)).toBe(false);
+        }
+    });
+});

@@ -1,0 +1,77 @@
+# vps-stack-nginx-site: installs or removes a stack's site in the host's own nginx (nginx.mode "host").
+# Sourced by `sudo -n sh -s` with its data appended (see HostNginxSite); POSIX sh, runs as root.
+#
+# install: certificate and key into a root-only directory (0700, files 0600), the site into
+# sites-available with a link in sites-enabled, then `nginx -t`. If nginx rejects it, the previous files
+# come back, nginx is not reloaded, nginx's message is printed and the exit status is 1: a broken
+# config never replaces a working one. Otherwise nginx is reloaded.
+# remove: the site, its link and its certificates go, then nginx is checked and reloaded.
+#
+# Settings (environment, for tests): NGINX_DIR (/etc/nginx), VPS_TLS_DIR (/etc/vps-stack),
+# NGINX_TEST ("nginx -t"), NGINX_RELOAD ("systemctl reload nginx || nginx -s reload").
+
+vps_site_paths() {
+    name=$1
+    conf_dir=${NGINX_DIR:-/etc/nginx}
+    tls_dir=${VPS_TLS_DIR:-/etc/vps-stack}/$name
+    avail=$conf_dir/sites-available/$name.conf
+    enabled=$conf_dir/sites-enabled/$name.conf
+}
+
+vps_site_reload() {
+    sh -c "${NGINX_RELOAD:-systemctl reload nginx 2>/dev/null || nginx -s reload}"
+}
+
+# vps_site_install NAME SITE_B64 CERT_B64 KEY_B64
+vps_site_install() {
+    set -eu
+    vps_site_paths "$1"
+    umask 077
+    mkdir -p "$tls_dir" "$conf_dir/sites-available" "$conf_dir/sites-enabled"
+    chmod 700 "$tls_dir"
+    printf '%s' "$2" | base64 -d >"$avail.new"
+    printf '%s' "$3" | base64 -d >"$tls_dir/fullchain.pem.new"
+    printf '%s' "$4" | base64 -d >"$tls_dir/privkey.pem.new"
+    chmod 644 "$avail.new"
+    chmod 600 "$tls_dir/fullchain.pem.new" "$tls_dir/privkey.pem.new"
+
+    # Keep what serves now, to put it back if nginx rejects the new one.
+    for f in "$avail" "$tls_dir/fullchain.pem" "$tls_dir/privkey.pem"; do
+        if [ -e "$f" ]; then cp -p "$f" "$f.prev"; else rm -f "$f.prev"; fi
+    done
+    had_link=no
+    [ -L "$enabled" ] && had_link=yes
+
+    mv -f "$avail.new" "$avail"
+    mv -f "$tls_dir/fullchain.pem.new" "$tls_dir/fullchain.pem"
+    mv -f "$tls_dir/privkey.pem.new" "$tls_dir/privkey.pem"
+    ln -sfn "$avail" "$enabled"
+
+    if ! out=$(sh -c "${NGINX_TEST:-nginx -t}" 2>&1); then
+        for f in "$avail" "$tls_dir/fullchain.pem" "$tls_dir/privkey.pem"; do
+            if [ -e "$f.prev" ]; then mv -f "$f.prev" "$f"; else rm -f "$f"; fi
+        done
+        [ "$had_link" = yes ] || rm -f "$enabled"
+        printf '%s\n' "$out" >&2
+        echo "vps-stack: nginx rejected the new site $1; the previous configuration is still serving" >&2
+        exit 1
+    fi
+    rm -f "$avail.prev" "$tls_dir/fullchain.pem.prev" "$tls_dir/privkey.pem.prev"
+    vps_site_reload
+    echo "vps-stack: site $1 installed and nginx reloaded"
+}
+
+# vps_site_remove NAME
+vps_site_remove() {
+    set -eu
+    vps_site_paths "$1"
+    rm -f "$enabled" "$avail" "$avail.prev"
+    rm -rf "$tls_dir"
+    if ! out=$(sh -c "${NGINX_TEST:-nginx -t}" 2>&1); then
+        printf '%s\n' "$out" >&2
+        echo "vps-stack: site $1 removed, but nginx's configuration does not pass nginx -t; not reloading" >&2
+        exit 1
+    fi
+    vps_site_reload
+    echo "vps-stack: site $1 removed and nginx reloaded"
+}

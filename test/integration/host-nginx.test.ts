@@ -1,0 +1,153 @@
+// nginx.mode "host": the site script against a real nginx (Debian's) running from a temporary prefix.
+// A good site is installed and serves; a broken one is refused with nginx's message and the previous
+// one keeps serving; removing the site takes it out; certificates land in a 0700 directory as 0600.
+import { ChildProcess, execFile, spawn } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as path from "path";
+import { hostSiteScript, HOST_SITE_SCRIPT } from "../../components/host-nginx-site";
+import { renderNginxSiteFile } from "../../components/render/nginx";
+import { freePort, makeCa, tempDir, tool } from "./tools";
+
+const dir = tempDir("host-nginx");
+fs.chmodSync(dir, 0o755);
+const nginxDir = path.join(dir, "etc-nginx");
+const tlsRoot = path.join(dir, "etc-vps-stack");
+const NAME = "vps-stack-hosttest";
+let nginx: ChildProcess | undefined;
+let upstream: http.Server | undefined;
+let httpsPort = 0;
+let httpPort = 0;
+let upstreamPort = 0;
+let ca = "";
+
+function env() {
+    const conf = path.join(nginxDir, "nginx.conf");
+    return {
+        ...process.env,
+        NGINX_DIR: nginxDir,
+        VPS_TLS_DIR: tlsRoot,
+        NGINX_TEST: `${tool("nginx", "nginx")} -t -q -p ${dir} -c ${conf} -e stderr`,
+        NGINX_RELOAD: `${tool("nginx", "nginx")} -s reload -p ${dir} -c ${conf} -e stderr`,
+    };
+}
+
+function runScript(body: string): Promise<{ code: number; out: string }> {
+    return new Promise((resolve) => {
+        const child = execFile("sh", ["-s"], { env: env(), encoding: "utf8" }, (err, stdout, stderr) =>
+            resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, out: stdout + stderr }),
+        );
+        child.stdin!.end(body);
+    });
+}
+
+function curlHealth(): Promise<string> {
+    return new Promise((resolve) => {
+        execFile(tool("curl", "curl"), ["-sS", "--max-time", "5", "--cacert", ca, "--resolve", `site.example.test:${httpsPort}:127.0.0.1`, `https://site.example.test:${httpsPort}/health`], (err, stdout, stderr) =>
+            resolve(err ? `error: ${stderr}` : stdout),
+        );
+    });
+}
+
+function siteFile(tag: string): string {
+    return renderNginxSiteFile({
+        apps: [{ name: "api", servers: [`127.0.0.1:${upstreamPort}`], hosts: ["site.example.test"], paths: ["/"], healthPath: `/health-${tag}` }],
+        httpsPort,
+        listen: { http: httpPort, https: httpsPort },
+        clientMaxBodySize: "10M",
+        rateLimit: { enabled: true, rate: "100r/s", burst: 100 },
+        timeouts: { connect: "5s", send: "10s", read: "10s" },
+        hsts: { maxAge: 600, includeSubDomains: false, preload: false },
+        keepalive: 4,
+        certificatePath: path.join(tlsRoot, NAME, "fullchain.pem"),
+        keyPath: path.join(tlsRoot, NAME, "privkey.pem"),
+        namespace: "vps_stack_hosttest_",
+    });
+}
+
+let cert = "";
+let key = "";
+
+beforeAll(async () => {
+    upstreamPort = await freePort();
+    upstream = http.createServer((req, res) => res.end(`upstream saw ${req.url}`));
+    await new Promise<void>((r) => upstream!.listen(upstreamPort, "127.0.0.1", r));
+    httpsPort = await freePort();
+    httpPort = await freePort();
+    const certs = makeCa(dir, ["site.example.test"]);
+    ca = certs.caCert;
+    cert = fs.readFileSync(certs.cert, "utf8");
+    key = fs.readFileSync(certs.key, "utf8");
+    fs.mkdirSync(path.join(nginxDir, "sites-enabled"), { recursive: true });
+    fs.mkdirSync(path.join(dir, "logs"), { recursive: true });
+    // Like Debian's nginx.conf: sites are included in http{} beside the host's own settings.
+    fs.writeFileSync(
+        path.join(nginxDir, "nginx.conf"),
+        [
+            `pid ${dir}/nginx.pid;`,
+            "events {}",
+            "http {",
+            "    include /etc/nginx/mime.types;",
+            `    access_log ${dir}/access.log;`,
+            "    gzip on;",
+            "    server_tokens off;",
+            `    include ${nginxDir}/sites-enabled/*.conf;`,
+            "}",
+        ].join("\n"),
+    );
+    nginx = spawn(tool("nginx", "nginx"), ["-p", dir, "-c", path.join(nginxDir, "nginx.conf"), "-e", "stderr", "-g", "daemon off;"], { stdio: "ignore" });
+    await new Promise((r) => setTimeout(r, 300));
+});
+
+afterAll(() => {
+    nginx?.kill("SIGQUIT");
+    upstream?.close();
+});
+
+it("installs a site that passes nginx -t and reloads nginx", async () => {
+    const r = await runScript(hostSiteScript("install", NAME, { site: siteFile("one"), cert, key }));
+    expect(r.out).toContain(`site ${NAME} installed`);
+    expect(r.code).toBe(0);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await curlHealth()).toBe("upstream saw /health-one");
+    expect(fs.readlinkSync(path.join(nginxDir, "sites-enabled", `${NAME}.conf`))).toBe(path.join(nginxDir, "sites-available", `${NAME}.conf`));
+});
+
+it("keeps the certificates root-only", () => {
+    const tls = path.join(tlsRoot, NAME);
+    expect(fs.statSync(tls).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(tls, "privkey.pem")).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(tls, "fullchain.pem")).mode & 0o777).toBe(0o600);
+});
+
+it("refuses a broken site with nginx's message and leaves the previous one serving", async () => {
+    const broken = siteFile("two").replace("ssl_session_timeout 1d;", "ssl_session_timeout 1d;\n        no_such_directive on;");
+    const r = await runScript(hostSiteScript("install", NAME, { site: broken, cert, key }));
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('unknown directive "no_such_directive"');
+    expect(r.out).toContain("the previous configuration is still serving");
+    expect(await curlHealth()).toBe("upstream saw /health-one");
+    expect(fs.readFileSync(path.join(nginxDir, "sites-available", `${NAME}.conf`), "utf8")).toContain("/health-one");
+});
+
+it("replaces a working site with a new working one", async () => {
+    const r = await runScript(hostSiteScript("install", NAME, { site: siteFile("three"), cert, key }));
+    expect(r.code).toBe(0);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await curlHealth()).toBe("upstream saw /health-three");
+});
+
+it("removes the site, its link and its certificates", async () => {
+    const r = await runScript(hostSiteScript("remove", NAME));
+    expect(r.out).toContain(`site ${NAME} removed`);
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(nginxDir, "sites-enabled", `${NAME}.conf`))).toBe(false);
+    expect(fs.existsSync(path.join(tlsRoot, NAME))).toBe(false);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await curlHealth()).toMatch(/^error/);
+});
+
+it("is clean POSIX sh", () => {
+    const r = require("child_process").spawnSync(tool("shellcheck", "shellcheck"), ["-s", "sh", HOST_SITE_SCRIPT], { encoding: "utf8" });
+    expect(r.stdout + r.stderr).toBe("");
+});
