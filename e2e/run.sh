@@ -18,6 +18,7 @@ DEPLOY_USER=vpsdeploy
 DOMAIN=e2e.vps-stack.test
 STACK=e2e
 STACK2=e2e2
+STACK_HOST=e2eh
 passed=0
 failed=0
 phase_name=""
@@ -86,12 +87,12 @@ cleanup() {
     CLEANED=1
     log "cleaning up"
     if [ -d "$E2E/project" ] && command -v pulumi >/dev/null 2>&1; then
-        for s in "$STACK2" "$STACK"; do
+        for s in "$STACK_HOST" "$STACK2" "$STACK"; do
             (cd "$E2E/project" && pulumi destroy --yes --non-interactive --stack "$s" >>"$LOG" 2>&1) || true
         done
     fi
     if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-        for s in "$STACK" "$STACK2"; do
+        for s in "$STACK" "$STACK2" "$STACK_HOST"; do
             docker ps -aq --filter "label=vps-stack.stack=$s" | xargs -r docker rm -fv >>"$LOG" 2>&1
             docker network ls -q --filter "label=vps-stack.stack=$s" | xargs -r docker network rm >>"$LOG" 2>&1
             docker volume ls -q --filter "label=vps-stack.stack=$s" | xargs -r docker volume rm -f >>"$LOG" 2>&1
@@ -100,7 +101,10 @@ cleanup() {
     [ -f "$E2E/sshd.pid" ] && kill "$(cat "$E2E/sshd.pid")" 2>/dev/null
     # Close the shared SSH master connections the program opened.
     find "$E2E" -type s -path '*ssh*' -exec ssh -o ControlPath={} -O exit dummy \; >/dev/null 2>&1 || true
-    rm -f "/home/$DEPLOY_USER/.ssh/authorized_keys"
+    rm -f "/home/$DEPLOY_USER/.ssh/authorized_keys" /etc/sudoers.d/vps-stack-e2e
+    rm -f "/etc/nginx/sites-enabled/vps-stack-$STACK_HOST.conf" "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf"
+    rm -rf "/etc/vps-stack/vps-stack-$STACK_HOST"
+    [ -n "${STARTED_HOST_NGINX:-}" ] && nginx -s quit 2>/dev/null
     if [ -n "${VPS_STACK_E2E_KEEP:-}" ]; then
         log "kept $E2E (VPS_STACK_E2E_KEEP)"
     else
@@ -370,6 +374,47 @@ first_untouched() { [ "$(docker ps -q --filter "label=vps-stack.stack=$STACK" | 
 destroy_second() { pulumi destroy --yes --non-interactive --stack "$STACK2" && [ -z "$(docker ps -aq --filter "label=vps-stack.stack=$STACK2")" ] && first_untouched; }
 check "8c. the first stack is untouched and still healthy" first_untouched
 check "8d. destroying the second stack leaves the first running" destroy_second
+
+# -----------------------------------------------------------------------------------------------------
+phase "host nginx"
+# Seed 000: the VPS's own nginx serves the site, the API is published on 127.0.0.1 only.
+host_nginx_running() { [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; }
+host_nginx_box() {
+    { command -v nginx >/dev/null && command -v sudo >/dev/null; } || apt_install nginx sudo || return 1
+    printf '%s ALL=(root) NOPASSWD: ALL\n' "$DEPLOY_USER" >/etc/sudoers.d/vps-stack-e2e
+    chmod 440 /etc/sudoers.d/vps-stack-e2e
+    # By its pid file: the containers' nginx processes are visible on the host too.
+    if ! host_nginx_running; then nginx && STARTED_HOST_NGINX=1; fi
+    host_nginx_running && "${SSH[@]}" sudo -n true
+}
+HOST_HTTP=$(free_port)
+HOST_HTTPS=$(free_port)
+API_HOST_PORT=$(free_port)
+init_host_stack() {
+    init_stack "$STACK_HOST" "$HOST_HTTP" "$HOST_HTTPS" || return 1
+    pulumi config set --stack "$STACK_HOST" --path nginx.mode host &&
+        pulumi config set --stack "$STACK_HOST" --path 'apps[0].hostPort' "$API_HOST_PORT"
+}
+host_site_file() { echo "/etc/nginx/sites-enabled/vps-stack-$STACK_HOST.conf"; }
+api_on_loopback_only() {
+    local ports
+    ports=$(docker port "vps-stack-$STACK_HOST-api-1")
+    echo "$ports"
+    [ "$ports" = "8000/tcp -> 127.0.0.1:$API_HOST_PORT" ]
+}
+site_installed() { [ -L "$(host_site_file)" ] && [ "$(stat -c %a "/etc/vps-stack/vps-stack-$STACK_HOST")" = 700 ] && [ "$(stat -c %a "/etc/vps-stack/vps-stack-$STACK_HOST/privkey.pem")" = 600 ]; }
+site_removed() { [ ! -e "$(host_site_file)" ] && [ ! -e "/etc/vps-stack/vps-stack-$STACK_HOST" ] && host_nginx_running; }
+destroy_host_stack() { pulumi destroy --yes --non-interactive --stack "$STACK_HOST" && site_removed; }
+if host_nginx_box >>"$LOG" 2>&1 && init_host_stack >>"$LOG" 2>&1; then
+    check "H1. pulumi up with nginx.mode host (the host's own nginx, over SSH and sudo)" up "$STACK_HOST"
+    check "H2. /health over HTTPS through the host's nginx" health_ok "$STACK_HOST" "$HOST_HTTPS" 1
+    check "H3. the API is published on 127.0.0.1 only" api_on_loopback_only
+    check "H4. the site is enabled, its certificates root-only (0700/0600)" site_installed
+    check "H5. pulumi preview --expect-no-changes" pulumi preview --expect-no-changes --non-interactive --stack "$STACK_HOST"
+    check "H6. pulumi destroy removes the site and its certificates; nginx keeps running" destroy_host_stack
+else
+    check "H0. the box gets nginx and passwordless sudo for the deploy user" false
+fi
 
 # -----------------------------------------------------------------------------------------------------
 phase destroy

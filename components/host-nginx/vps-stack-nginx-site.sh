@@ -8,7 +8,8 @@
 # remove: the site, its link and its certificates go, then nginx is checked and reloaded.
 #
 # Settings (environment, for tests): NGINX_DIR (/etc/nginx), VPS_TLS_DIR (/etc/vps-stack),
-# NGINX_TEST ("nginx -t"), NGINX_RELOAD ("systemctl reload nginx || nginx -s reload").
+# NGINX_TEST ("nginx -t"), NGINX_RELOAD (default: systemd's reload-or-restart where systemd runs, else
+# a signal to the running nginx, else start it).
 
 vps_site_paths() {
     name=$1
@@ -19,7 +20,16 @@ vps_site_paths() {
 }
 
 vps_site_reload() {
-    sh -c "${NGINX_RELOAD:-systemctl reload nginx 2>/dev/null || nginx -s reload}"
+    if [ -n "${NGINX_RELOAD:-}" ]; then
+        sh -c "$NGINX_RELOAD"
+    elif [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl reload-or-restart nginx
+    elif [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+        nginx -s reload
+    else
+        # Installed but not running (no init system): start it, or the site would never serve.
+        nginx
+    fi
 }
 
 # vps_site_install NAME SITE_B64 CERT_B64 KEY_B64
