@@ -1,13 +1,13 @@
 // nginx.mode "host": the site script against a real nginx (Debian's) running from a temporary prefix.
 // A good site is installed and serves; a broken one is refused with nginx's message and the previous
 // one keeps serving; removing the site takes it out; certificates land in a 0700 directory as 0600.
-import { ChildProcess, execFile, spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import { hostSiteScript, HOST_SITE_SCRIPT } from "../../components/host-nginx-site";
 import { renderNginxSiteFile } from "../../components/render/nginx";
-import { freePort, makeCa, tempDir, tool } from "./tools";
+import { freePort, makeCa, shAsync, tempDir, tool } from "./tools";
 
 const dir = tempDir("host-nginx");
 fs.chmodSync(dir, 0o755);
@@ -32,21 +32,14 @@ function env() {
     };
 }
 
-function runScript(body: string): Promise<{ code: number; out: string }> {
-    return new Promise((resolve) => {
-        const child = execFile("sh", ["-s"], { env: env(), encoding: "utf8" }, (err, stdout, stderr) =>
-            resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, out: stdout + stderr }),
-        );
-        child.stdin!.end(body);
-    });
+async function runScript(body: string): Promise<{ code: number; out: string }> {
+    const r = await shAsync("sh", ["-s"], { input: body, env: env() });
+    return { code: r.code, out: r.stdout + r.stderr };
 }
 
-function curlHealth(): Promise<string> {
-    return new Promise((resolve) => {
-        execFile(tool("curl", "curl"), ["-sS", "--max-time", "5", "--cacert", ca, "--resolve", `site.example.test:${httpsPort}:127.0.0.1`, `https://site.example.test:${httpsPort}/health`], (err, stdout, stderr) =>
-            resolve(err ? `error: ${stderr}` : stdout),
-        );
-    });
+async function curlHealth(): Promise<string> {
+    const r = await shAsync(tool("curl", "curl"), ["-sS", "--max-time", "5", "--cacert", ca, "--resolve", `site.example.test:${httpsPort}:127.0.0.1`, `https://site.example.test:${httpsPort}/health`]);
+    return r.code === 0 ? r.stdout : `error: ${r.stderr}`;
 }
 
 function siteFile(tag: string): string {

@@ -1,14 +1,14 @@
 // The rendered proxy config, served by a real nginx (Debian's) on free loopback ports with a test CA, in
 // front of small upstream HTTP servers written here: redirects, headers, host and path routing, /health,
 // body limits, rate limits, forwarded headers; and the static-site config serving a built SPA.
-import { ChildProcess, execFile, spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import * as zlib from "zlib";
 import { NginxSite, renderNginxConf } from "../../components/render/nginx";
 import { renderStaticSiteConf } from "../../components/render/static-site";
-import { freePort, makeCa, sh, tempDir, tool } from "./tools";
+import { freePort, makeCa, sh, shAsync, tempDir, tool } from "./tools";
 
 interface Upstream {
     name: string;
@@ -53,15 +53,8 @@ interface Reply {
 const headerDir = tempDir("curl-headers");
 let headerSeq = 0;
 
-/** Runs a command without blocking the event loop: the upstream servers live in this process. */
-function run(cmd: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-        const child = execFile(cmd, args, { encoding: "utf8", maxBuffer: 1 << 24 }, (err, stdout, stderr) =>
-            resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
-        );
-        child.stdin?.end(input ?? "");
-    });
-}
+// The upstream servers live in this process: every command here must leave the event loop free.
+const run = (cmd: string, args: string[], input?: string) => shAsync(cmd, args, { input });
 
 /** curl, so TLS, SNI and HTTP/2 are a real client's. */
 async function curl(url: string, opts: { host?: string; port?: number; ca?: string; data?: string; headers?: string[]; compressed?: boolean } = {}): Promise<Reply> {

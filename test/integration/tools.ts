@@ -1,5 +1,5 @@
 // Helpers for tests that run real tools: temporary dirs, free ports, a throwaway CA from openssl.
-import { execFileSync, spawnSync } from "child_process";
+import { execFile, execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
@@ -52,4 +52,14 @@ export function makeCa(dir: string, names: string[]): TestCa {
 export function sh(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
     const r = spawnSync(cmd, args, { input: opts.input, env: { ...process.env, ...opts.env }, encoding: "utf8" });
     return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
+}
+
+/** Runs a command without blocking the event loop (for tests whose servers live in the test process). */
+export function shAsync(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+        const child = execFile(cmd, args, { encoding: "utf8", maxBuffer: 1 << 24, env: opts.env ?? process.env }, (err, stdout, stderr) =>
+            resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
+        );
+        child.stdin?.end(opts.input ?? "");
+    });
 }
