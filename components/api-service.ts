@@ -2,7 +2,8 @@
 // uses PostgreSQL or Redis), never published. Secrets reach it as files by default.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, LOG_DRIVER, LOG_OPTS, ONE_SHOT_LABEL } from "./container-defaults";
+import { sizeToMiB } from "./config";
 import { pullImage } from "./image";
 import { renderStaticSiteConf } from "./render/static-site";
 import { SiteFile } from "./static-files";
@@ -39,6 +40,8 @@ export interface ApiServiceArgs {
     /** Healthcheck command (CMD form) when the image has neither curl nor wget. */
     healthCommand?: string[];
     command?: string[];
+    /** A migration to run to completion before the replicas are replaced. */
+    migrate?: { command: string[] };
     /** @default 1 */
     replicas: number;
     /** @default "1g" */
@@ -86,6 +89,8 @@ export function healthTest(a: { port: number; healthPath: string; healthCommand?
 export class ApiService extends pulumi.ComponentResource {
     readonly containerNames: string[];
     readonly containers: docker.Container[];
+    /** The migration's container, when the app has one. */
+    readonly migration?: docker.Container;
 
     constructor(name: string, args: ApiServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super(API_SERVICE_TYPE, name, {}, opts);
@@ -104,6 +109,57 @@ export class ApiService extends pulumi.ComponentResource {
         // A static site's Nginx master needs to switch users and own its cache directories.
         const capAdd = isStatic ? ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", ...args.capAdd] : args.capAdd;
 
+        const networks = [{ name: args.edgeNetwork, aliases: [args.name] }, ...(args.dataNetwork ? [{ name: args.dataNetwork }] : [])];
+
+        // The migration runs in the new image, with the app's environment and secrets, to completion
+        // (attach), before the replicas are replaced. The replicas only get their image once it exited
+        // 0: a failed migration fails `pulumi up` and the running version keeps serving.
+        let image_ = image.imageId;
+        if (args.migrate) {
+            const memoryMiB = Math.round(sizeToMiB(args.memory));
+            // Every container replacement is delete-first (the Docker provider insists), and Pulumi then
+            // also deletes first whatever takes a property from the replaced resource. So the replicas must
+            // not take their image from the migration's outputs, or a new migration would take the running
+            // replicas down before it even ran. They wait for it through dependsOn, and read its exit code
+            // through a plain promise, which carries no dependency.
+            this.migration = new docker.Container(
+                `${args.prefix}-${args.name}-migrate`,
+                {
+                    image: image.imageId,
+                    command: args.migrate.command,
+                    user: args.user,
+                    envs,
+                    uploads: delivery.uploads,
+                    networksAdvanced: networks,
+                    labels: [...labels(args.stack, args.name), { label: ONE_SHOT_LABEL, value: "true" }],
+                    logDriver: LOG_DRIVER,
+                    logOpts: LOG_OPTS,
+                    memory: memoryMiB,
+                    memorySwap: memoryMiB,
+                    securityOpts: ["no-new-privileges:true"],
+                    capabilities: { drops: ["ALL"], adds: dockerCaps(args.capAdd) },
+                    restart: "no",
+                    mustRun: false,
+                    attach: true,
+                    logs: false,
+                },
+                // Kept after it exits, so its exit code stays readable and it re-runs only when it changes.
+                { parent: this, provider },
+            );
+            const migration = this.migration;
+            image_ = pulumi.runtime.isDryRun()
+                ? image.imageId
+                : pulumi.output(
+                      new Promise<string>((resolve, reject) =>
+                          pulumi.all([migration.exitCode, migration.name, image.imageId]).apply(([code, migrationName, id]) => {
+                              if (code !== undefined && code !== null && code !== 0) {
+                                  reject(new Error(`the migration of app "${args.name}" exited with ${code}; the running version was left in place (docker logs ${migrationName})`));
+                              } else resolve(id);
+                          }),
+                      ),
+                  );
+        }
+
         this.containerNames = Array.from({ length: args.replicas }, (_, i) => `${args.prefix}-${args.name}-${i + 1}`);
         this.containers = this.containerNames.map(
             (containerName, i) =>
@@ -111,7 +167,7 @@ export class ApiService extends pulumi.ComponentResource {
                     `${name}-${i + 1}`,
                     {
                         name: containerName,
-                        image: image.imageId,
+                        image: image_,
                         ...baseContainerArgs(args.stack, args.name, args),
                         command: args.command,
                         user: args.user,
@@ -124,16 +180,19 @@ export class ApiService extends pulumi.ComponentResource {
                         volumes: args.readOnly && delivery.uploads.length > 0 ? [{ containerPath: SECRETS_DIR }] : undefined,
                         removeVolumes: true,
                         ports: args.hostPort !== undefined ? [{ internal: args.port, external: args.hostPort + i, ip: "127.0.0.1", protocol: "tcp" }] : undefined,
-                        networksAdvanced: [
-                            { name: args.edgeNetwork, aliases: [args.name] },
-                            ...(args.dataNetwork ? [{ name: args.dataNetwork }] : []),
-                        ],
+                        networksAdvanced: networks,
                         healthcheck: healthcheck({ tests: healthTest(args), interval: "15s", timeout: "5s", retries: 3, startPeriod: "20s" }),
                         waitTimeout: 120,
                     },
                     // Names are fixed (vps-stack-<stack>-<app>-<n>), so a replacement must delete first; the
                     // proxy reloads afterwards to pick up the new addresses (see NginxProxy).
-                    { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
+                    {
+                        parent: this,
+                        provider,
+                        deleteBeforeReplace: true,
+                        replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES,
+                        dependsOn: this.migration ? [image, this.migration] : [],
+                    },
                 ),
         );
         this.registerOutputs({ containerNames: this.containerNames });

@@ -192,6 +192,12 @@ const appSchema = z.strictObject({
     healthPath: z.string().regex(/^\/[\x21-\x7e]*$/, "must be a path starting with /").default("/health").describe("HTTP path of the health endpoint."),
     healthCommand: z.array(z.string().min(1)).min(1).optional().describe('Healthcheck command (Docker CMD form) when the image has neither curl nor wget, e.g. ["node","healthcheck.js"].'),
     command: z.array(z.string().min(1)).min(1).optional().describe("Overrides the image's command."),
+    migrate: z
+        .strictObject({
+            command: z.array(z.string().min(1)).min(1).describe('The migration, in the app\'s image with its environment and secrets, e.g. ["alembic","upgrade","head"].'),
+        })
+        .optional()
+        .describe("Runs once per new image or config, before the app's containers are replaced; a failure stops `pulumi up` and the running version keeps serving."),
     hosts: z.array(hostname).min(1).optional().describe("Host names routed to this app (default: the stack's domain)."),
     paths: z
         .array(z.string().regex(/^\/([a-zA-Z0-9._~-]+\/?)*$/, "must be a path prefix such as /api"))
@@ -705,6 +711,9 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
         }
         if (a.kind === "container" && !a.image) {
             add({ path: `apps[${i}].image`, message: "is required", fix: fixFor(`apps[${i}].image`) });
+        }
+        if (a.kind === "static" && a.migrate) {
+            add({ path: `apps[${i}].migrate`, message: "does not apply to a static site", fix: `pulumi config rm --path 'apps[${i}].migrate'` });
         }
         if (a.kind === "container" && a.static) {
             add({ path: `apps[${i}].static`, message: 'only applies to apps of kind "static"', fix: `pulumi config set --path 'apps[${i}].kind' static` });

@@ -10,6 +10,9 @@ export const LOG_OPTS = { "max-size": "10m", "max-file": "5" };
 /** Label on every container, network and volume: lets operators (and tests) find a stack's objects. */
 export const STACK_LABEL = "vps-stack.stack";
 
+/** Marks a container that runs to completion (a migration): no restart policy, no healthcheck. */
+export const ONE_SHOT_LABEL = "vps-stack.one-shot";
+
 export function labels(stack: string, service: string): docker.types.input.ContainerLabel[] {
     return [
         { label: STACK_LABEL, value: stack },

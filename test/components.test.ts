@@ -376,6 +376,34 @@ describe("ApiService", () => {
     });
 });
 
+describe("migrations", () => {
+    it("run in the new image with the app's environment, secrets and networks, before the replicas", async () => {
+        await build(preprodConfig((c) => (c.apps[0].migrate = { command: ["alembic", "upgrade", "head"] })));
+        const m = byName("vps-stack-preprod-api-migrate").inputs;
+        // Auto-named (no name input): a new run is created before the old one is deleted.
+        expect(m.name).toBeUndefined();
+        const api = container("vps-stack-preprod-api-1");
+        expect(m.command).toEqual(["alembic", "upgrade", "head"]);
+        expect(m.image).toBe(api.image);
+        expect(m.envs).toEqual(api.envs);
+        expect(m.uploads.map((u: any) => u.file)).toEqual(api.uploads.map((u: any) => u.file));
+        expect(m.networksAdvanced).toEqual(api.networksAdvanced);
+        expect(m).toMatchObject({ attach: true, mustRun: false, restart: "no", logs: false });
+        expect(m.labels).toContainEqual({ label: "vps-stack.one-shot", value: "true" });
+        // Create-before-delete under a new name: never delete-first, which would take the replicas down with it.
+        expect((rawProps.get("vps-stack-preprod-api-migrate")!.opts as pulumi.CustomResourceOptions).deleteBeforeReplace).toBeFalsy();
+    });
+
+    it("gate the replicas on a zero exit code", async () => {
+        const stack = await build(preprodConfig((c) => (c.apps[0].migrate = { command: ["migrate"] })));
+        const props = rawProps.get("vps-stack-app-api-1")!.props;
+        // The replica's image waits for the migration's exit code.
+        expect(pulumi.Output.isInstance(props.image)).toBe(true);
+        expect(stack.apps.api.migration).toBeDefined();
+        expect(stack.apps.web.migration).toBeUndefined();
+    });
+});
+
 describe("static sites", () => {
     it("serves a local build from the Nginx image: rendered config, every file uploaded, off the data network", async () => {
         const fs = await import("fs");

@@ -87,6 +87,8 @@ const bad: Case[] = [
     ["container app without an image", (c) => delete c.apps[0].image, "apps[0].image"],
     ["static app with neither image nor directory", (c) => c.apps.push({ name: "web", kind: "static", paths: ["/web"] }), "apps[1].static.dir"],
     ["static settings on a container app", (c) => (c.apps[0].static = { dir: "./dist" }), "apps[0].static"],
+    ["migration without a command", (c) => (c.apps[0].migrate = {}), "apps[0].migrate.command"],
+    ["migration on a static site", (c) => c.apps.push({ name: "web", kind: "static", static: { dir: "./dist" }, paths: ["/web"], migrate: { command: ["x"] } }), "apps[1].migrate"],
     ["bad per-app header name", (c) => (c.apps[0].proxy = { headers: { "Bad Header": "x" } }), "apps[0].proxy.headers.Bad Header"],
     ["quote in a per-app header value", (c) => (c.apps[0].proxy = { headers: { "Content-Security-Policy": 'default-src "self"' } }), "apps[0].proxy.headers.Content-Security-Policy"],
     ["bad per-app rate", (c) => (c.apps[0].proxy = { rateLimit: { rate: "fast" } }), "apps[0].proxy.rateLimit.rate"],

@@ -63,8 +63,10 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         program = await runProgram(stack, raw);
     });
 
+    const longRunning = () => ofType(CONTAINER).filter((c) => !(c.inputs.labels ?? []).some((l: any) => l.label === "vps-stack.one-shot"));
+
     it("creates containers for postgres, redis, the backup job, every app replica and nginx", () => {
-        const names = ofType(CONTAINER).map((c) => c.inputs.name);
+        const names = longRunning().map((c) => c.inputs.name);
         expect(names).toEqual(
             expect.arrayContaining([`vps-stack-${stack}-postgres`, `vps-stack-${stack}-redis`, `vps-stack-${stack}-backup`, `vps-stack-${stack}-nginx`]),
         );
@@ -85,7 +87,7 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
     });
 
     it("gives every container a restart policy, healthcheck, memory limit and log rotation", () => {
-        for (const c of ofType(CONTAINER)) {
+        for (const c of longRunning()) {
             const i = c.inputs;
             expect([i.name, i.restart]).toEqual([i.name, "unless-stopped"]);
             expect(i.healthcheck?.tests?.length).toBeGreaterThan(1);
@@ -93,6 +95,17 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
             expect(i.logDriver).toBe("json-file");
             expect(i.logOpts).toEqual({ "max-size": "10m", "max-file": "5" });
             expect(i.securityOpts).toContain("no-new-privileges:true");
+        }
+    });
+
+    it("runs one-shot containers (migrations) to completion, limited and log-rotated, never restarted", () => {
+        const oneShots = ofType(CONTAINER).filter((c) => !longRunning().includes(c));
+        const migrating = ((stackConfig(stack).apps as any[]) ?? []).filter((a) => a.migrate).map((a) => `vps-stack-${stack}-${a.name}-migrate`);
+        expect(oneShots.map((c) => c.name)).toEqual(migrating);
+        for (const c of oneShots) {
+            expect(c.inputs).toMatchObject({ restart: "no", mustRun: false, attach: true, logDriver: "json-file", logOpts: { "max-size": "10m", "max-file": "5" } });
+            expect(c.inputs.memory).toBeGreaterThan(0);
+            expect(c.inputs.ports ?? []).toEqual([]);
         }
     });
 
