@@ -2,8 +2,7 @@
 // uses PostgreSQL or Redis), never published. Secrets reach it as files by default.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, LOG_DRIVER, LOG_OPTS, ONE_SHOT_LABEL } from "./container-defaults";
-import { sizeToMiB } from "./config";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, ONE_SHOT_LABEL } from "./container-defaults";
 import { pullImage } from "./image";
 import { renderStaticSiteConf } from "./render/static-site";
 import { SiteFile } from "./static-files";
@@ -116,7 +115,6 @@ export class ApiService extends pulumi.ComponentResource {
         // 0: a failed migration fails `pulumi up` and the running version keeps serving.
         let image_ = image.imageId;
         if (args.migrate) {
-            const memoryMiB = Math.round(sizeToMiB(args.memory));
             // Every container replacement is delete-first (the Docker provider insists), and Pulumi then
             // also deletes first whatever takes a property from the replaced resource. So the replicas must
             // not take their image from the migration's outputs, or a new migration would take the running
@@ -126,19 +124,18 @@ export class ApiService extends pulumi.ComponentResource {
                 `${args.prefix}-${args.name}-migrate`,
                 {
                     image: image.imageId,
+                    // Limits, log rotation and hardening like every container; but it runs to completion:
+                    // never restarted, no healthcheck to wait for.
+                    ...baseContainerArgs(args.stack, args.name, args),
+                    restart: "no",
+                    wait: false,
+                    labels: [...labels(args.stack, args.name), { label: ONE_SHOT_LABEL, value: "true" }],
                     command: args.migrate.command,
                     user: args.user,
                     envs,
                     uploads: delivery.uploads,
                     networksAdvanced: networks,
-                    labels: [...labels(args.stack, args.name), { label: ONE_SHOT_LABEL, value: "true" }],
-                    logDriver: LOG_DRIVER,
-                    logOpts: LOG_OPTS,
-                    memory: memoryMiB,
-                    memorySwap: memoryMiB,
-                    securityOpts: ["no-new-privileges:true"],
                     capabilities: { drops: ["ALL"], adds: dockerCaps(args.capAdd) },
-                    restart: "no",
                     mustRun: false,
                     attach: true,
                     logs: false,

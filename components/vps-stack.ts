@@ -44,10 +44,8 @@ export function nginxSite(cfg: Pick<StackConfig, "apps" | "nginx">): Omit<NginxS
         apps: cfg.apps.map((a) => ({
             name: a.name,
             // Container mode: the app's alias on the edge network. Host mode: its 127.0.0.1 ports.
-            servers:
-                cfg.nginx.mode === "host" && a.hostPort !== undefined
-                    ? Array.from({ length: a.replicas }, (_, i) => `127.0.0.1:${a.hostPort! + i}`)
-                    : [`${a.name}:${a.port}`],
+            // (The config requires hostPort in host mode.)
+            servers: host ? Array.from({ length: a.replicas }, (_, i) => `127.0.0.1:${a.hostPort! + i}`) : [`${a.name}:${a.port}`],
             hosts: a.hosts,
             paths: a.paths,
             healthPath: a.healthPath,
@@ -177,7 +175,6 @@ export class VpsStack extends pulumi.ComponentResource {
                         // The stack's own Nginx image is pinned and pulled like the proxy's.
                         trackTag: app.kind === "static" && app.image === cfg.nginx.image ? false : app.trackTag,
                         staticSite,
-                        hostPort: cfg.nginx.mode === "host" ? app.hostPort : undefined,
                         host,
                         prefix,
                         stack,
