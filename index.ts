@@ -2,7 +2,7 @@
 // components/.
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } from "./components/config";
+import { acmeDirectoryUrl, ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } from "./components/config";
 import { expandHome } from "./components/vps-host";
 import { VpsStack } from "./components/vps-stack";
 
@@ -34,6 +34,7 @@ export const containers = {
     redis: stack.redis.containerName,
     nginx: stack.proxy?.containerName,
     backup: stack.backup?.containerName,
+    acme: stack.acme?.containerName,
     apps: Object.fromEntries(Object.entries(stack.apps).map(([app, s]) => [app, s.containerNames])),
 };
 /** nginx.mode "host": the site file in the host's nginx. */
@@ -57,4 +58,10 @@ export const backup = {
     retention: cfg.backup.retention,
     maxAgeHours: cfg.backup.maxAgeHours,
     commands: stack.backupCommands,
+};
+/** tls.mode "acme": which CA, which certificate, and the commands to inspect or renew it. */
+export const acme = stack.acme && {
+    directoryUrl: acmeDirectoryUrl(cfg.tls.acme),
+    certificateName: stack.acme.certName,
+    commands: stack.acmeCommands,
 };

@@ -95,15 +95,52 @@ const hostSchema = z
     })
     .describe("How to reach the VPS over SSH.");
 
+/** Let's Encrypt's ACME directories; `tls.acme.staging` picks the second. */
+export const LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
+export const LETSENCRYPT_STAGING_DIRECTORY = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+const acmeSchema = z
+    .strictObject({
+        email: z
+            .string()
+            .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "must be an e-mail address such as admin@example.com")
+            .optional()
+            .describe("Account e-mail given to the ACME server (required with tls.mode acme)."),
+        staging: z
+            .boolean()
+            .default(false)
+            .describe("Use Let's Encrypt's staging directory (untrusted certificates, generous rate limits): try a new domain with it first."),
+        directoryUrl: z
+            .string()
+            .regex(/^https:\/\/[^\s]+$/, "must be an https:// URL such as https://acme.example.net/directory")
+            .optional()
+            .describe("ACME directory URL of another CA (or a local test server); overrides staging."),
+        caCertificate: z
+            .string()
+            .includes("-----BEGIN CERTIFICATE-----", { message: "must be a PEM certificate" })
+            .optional()
+            .describe("PEM CA certificate that signs the ACME server's own HTTPS certificate, for a private ACME server (not needed for Let's Encrypt)."),
+        image: image("Image of the ACME client (certbot), pinned by tag or digest.").default("certbot/certbot:v5.7.0"),
+        renewInterval: duration("12h", "How often the ACME container runs `certbot renew` (certbot renews 30 days before expiry)."),
+        memory: memory("128m", "Memory limit of the ACME container."),
+    })
+    .describe("Let's Encrypt (tls.mode acme): HTTP-01 challenges through the proxy's /.well-known/acme-challenge/.");
+
+/** The ACME directory a stack uses: its own URL, else Let's Encrypt's (staging or production). */
+export function acmeDirectoryUrl(acme: { staging: boolean; directoryUrl?: string }): string {
+    return acme.directoryUrl ?? (acme.staging ? LETSENCRYPT_STAGING_DIRECTORY : LETSENCRYPT_DIRECTORY);
+}
+
 const tlsSchema = z
     .strictObject({
         mode: z
             .enum(["ca", "provided", "acme"])
             .default("ca")
-            .describe('Where certificates come from: "ca" (a per-stack CA made by @pulumi/tls), "provided" (secrets.TLS_CERTIFICATE and secrets.TLS_PRIVATE_KEY) or "acme" (not available yet).'),
+            .describe('Where certificates come from: "ca" (a per-stack CA made by @pulumi/tls), "provided" (secrets.TLS_CERTIFICATE and secrets.TLS_PRIVATE_KEY) or "acme" (Let\'s Encrypt or another ACME CA, see tls.acme).'),
         validityDays: z.number().int().min(1).max(825).default(365).describe("Validity of the server certificate (ca mode); it is renewed 30 days before expiry on the next `pulumi up`."),
         caValidityDays: z.number().int().min(30).max(7300).default(3650).describe("Validity of the per-stack CA certificate (ca mode)."),
         organization: z.string().min(1).default("vps-stack").describe("Organization written into the certificates' subject (ca mode)."),
+        acme: acmeSchema.prefault({}),
     })
     .describe("TLS certificates for the proxy.");
 
@@ -411,6 +448,13 @@ const EXAMPLES: Record<string, string> = {
     "host.controlPersist": "10m",
     "domain": "api.example.com",
     "tls.mode": "ca",
+    "tls.acme.email": "admin@example.com",
+    "tls.acme.staging": "true",
+    "tls.acme.directoryUrl": "https://acme.example.net/directory",
+    "tls.acme.caCertificate": '"$(cat acme-ca.pem)"',
+    "tls.acme.image": "certbot/certbot:v5.7.0",
+    "tls.acme.renewInterval": "12h",
+    "tls.acme.memory": "128m",
     "postgres.image": "postgres:16-alpine",
     "postgres.database": "app",
     "postgres.user": "app",
@@ -523,7 +567,7 @@ export function rawConfigFromPulumi(all: Record<string, string>): RawConfigMap {
 }
 
 /** Names the stack's own services use as network aliases and container names. */
-export const RESERVED_APP_NAMES = ["postgres", "redis", "nginx", "backup", "edge", "data"];
+export const RESERVED_APP_NAMES = ["postgres", "redis", "nginx", "backup", "acme", "edge", "data"];
 
 const TOP_LEVEL_KEYS = Object.keys(configSchema.shape);
 
@@ -659,6 +703,7 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
         ["redis.image", cfg.redis.image],
         ["nginx.image", cfg.nginx.image],
         ...cfg.apps.flatMap((a, i) => (a.image ? [[`apps[${i}].image`, a.image] as [string, string]] : [])),
+        ...(cfg.tls.mode === "acme" ? [["tls.acme.image", cfg.tls.acme.image] as [string, string]] : []),
     ];
     for (const [path, ref] of images) {
         if (!IMAGE_RE.test(ref)) {
@@ -752,7 +797,13 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
         });
     }
     if (cfg.tls.mode === "acme") {
-        add({ path: "tls.mode", message: '"acme" is not available yet; use "ca" or "provided"', fix: fixFor("tls.mode") });
+        if (local) {
+            add({ path: "tls.mode", message: `"acme" needs a public host name the ACME server can reach on port 80; stack "${stack}" deploys locally (use "ca")`, fix: fixFor("tls.mode") });
+        }
+        if (!cfg.tls.acme.email) add({ path: "tls.acme.email", message: 'is required with tls.mode "acme" (the ACME account\'s contact)', fix: fixFor("tls.acme.email") });
+        if (cfg.tls.acme.directoryUrl && cfg.tls.acme.staging) {
+            add({ path: "tls.acme.staging", message: "and tls.acme.directoryUrl are both set; staging only picks Let's Encrypt's staging directory", fix: fixFor("tls.acme.staging", { unset: true }) });
+        }
     }
     if (cfg.tls.mode === "provided") {
         const cert = cfg.secrets.TLS_CERTIFICATE;

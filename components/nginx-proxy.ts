@@ -2,6 +2,7 @@
 // dev). Its nginx.conf is rendered by renderNginxConf; certificate and key are uploaded, the key 0400.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { ACME_CONFIG_DIR, AcmeClient, certificateWatcher } from "./acme-client";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "./container-defaults";
 import { pullImage } from "./image";
 import { NGINX_HEALTH_PATH, NginxSite, renderNginxConf } from "./render/nginx";
@@ -26,8 +27,14 @@ export interface NginxProxyArgs {
     httpsPort: number;
     /** Address the ports are published on. @default "0.0.0.0" ("127.0.0.1" on dev) */
     bindAddress: string;
-    certificatePem: pulumi.Input<string>;
-    keyPem: pulumi.Input<string>;
+    /** The certificate and key to upload (tls.mode "ca" and "provided"). */
+    certificatePem?: pulumi.Input<string>;
+    keyPem?: pulumi.Input<string>;
+    /**
+     * tls.mode "acme": the certificate comes from the ACME client's volume instead (read-only), the
+     * challenge directory is served on port 80, and nginx reloads itself when the certificate changes.
+     */
+    acme?: AcmeClient;
     edgeNetwork: pulumi.Input<string>;
     /** The app containers: nginx resolves them at start and reloads when they are replaced. */
     upstreams: docker.Container[];
@@ -46,7 +53,13 @@ export class NginxProxy extends pulumi.ComponentResource {
         super(NGINX_PROXY_TYPE, name, {}, opts);
         const provider = args.host.provider;
         this.containerName = `${args.prefix}-nginx`;
-        this.config = renderNginxConf({ ...args.site, certificatePath: NGINX_CERT_FILE, keyPath: NGINX_KEY_FILE });
+        const acme = args.acme;
+        this.config = acme
+            ? renderNginxConf({ ...args.site, certificatePath: acme.servedFile, keyPath: acme.servedFile, acmeWebroot: acme.webroot })
+            : renderNginxConf({ ...args.site, certificatePath: NGINX_CERT_FILE, keyPath: NGINX_KEY_FILE });
+        if (!acme && (args.certificatePem === undefined || args.keyPem === undefined)) {
+            throw new Error("NginxProxy: certificatePem and keyPem are required without acme");
+        }
 
         const image = pullImage(`${name}-image`, { ref: args.image, trackTag: false }, { parent: this, provider });
         const healthUrl = `http://127.0.0.1${NGINX_HEALTH_PATH}`;
@@ -56,13 +69,25 @@ export class NginxProxy extends pulumi.ComponentResource {
                 name: this.containerName,
                 image: image.imageId,
                 ...baseContainerArgs(args.stack, "nginx", args),
-                command: ["nginx", "-g", "daemon off;"],
+                command: acme
+                    ? ["sh", "-c", `(\n${certificateWatcher(acme.servedFile)}\n) &\nexec nginx -g 'daemon off;'`]
+                    : ["nginx", "-g", "daemon off;"],
                 uploads: [
                     { file: NGINX_CONF_FILE, content: this.config, permissions: "0444" },
-                    { file: NGINX_CERT_FILE, content: args.certificatePem, permissions: "0444" },
-                    // Read by the master process as root before workers drop privileges.
-                    { file: NGINX_KEY_FILE, content: pulumi.secret(args.keyPem), permissions: "0400" },
+                    ...(acme
+                        ? []
+                        : [
+                              { file: NGINX_CERT_FILE, content: args.certificatePem!, permissions: "0444" },
+                              // Read by the master process as root before workers drop privileges.
+                              { file: NGINX_KEY_FILE, content: pulumi.secret(args.keyPem!), permissions: "0400" },
+                          ]),
                 ],
+                volumes: acme
+                    ? [
+                          { volumeName: acme.configVolume!.name, containerPath: ACME_CONFIG_DIR, readOnly: true },
+                          { volumeName: acme.webrootVolume!.name, containerPath: acme.webroot, readOnly: true },
+                      ]
+                    : [],
                 ports: [
                     { internal: 80, external: args.httpPort, ip: args.bindAddress, protocol: "tcp" },
                     { internal: 443, external: args.httpsPort, ip: args.bindAddress, protocol: "tcp" },
@@ -81,7 +106,8 @@ export class NginxProxy extends pulumi.ComponentResource {
             },
             // It owns the public ports, so two cannot run at once: the old one stops first (a restart of
             // about a second, only when the proxy's own config changes).
-            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.upstreams },
+            // With ACME it starts once the ACME container serves the placeholder certificate.
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [...args.upstreams, ...(acme ? [acme.container] : [])] },
         );
 
         // nginx resolves upstream names when it loads its config; after an app container is replaced its

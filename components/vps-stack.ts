@@ -2,10 +2,11 @@
 // wired from a validated StackConfig. index.ts only loads the config, builds this and exports outputs.
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
+import { AcmeClient, acmeCommands } from "./acme-client";
 import { ApiService } from "./api-service";
 import { BackupJob, backupCommands } from "./backup-job";
-import { StackConfig } from "./config";
-import { HostNginxSite } from "./host-nginx-site";
+import { acmeDirectoryUrl, StackConfig } from "./config";
+import { HostNginxSite, hostSiteCommand, hostSiteScript } from "./host-nginx-site";
 import { NginxProxy } from "./nginx-proxy";
 import { PostgresService } from "./postgres-service";
 import { RedisService } from "./redis-service";
@@ -65,14 +66,25 @@ export function nginxSite(cfg: Pick<StackConfig, "apps" | "nginx">): Omit<NginxS
     };
 }
 
+/** "90s", "5m", "12h" in seconds (the config checked the format). */
+export function durationSeconds(d: string): number {
+    const m = /^(\d+)(ms|s|m|h)$/.exec(d);
+    if (!m) throw new Error(`durationSeconds: unsupported duration ${d}`);
+    return Math.max(1, Math.round(Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "ms" | "s" | "m" | "h"]));
+}
+
 export class VpsStack extends pulumi.ComponentResource {
     readonly host: VpsHost;
     readonly networks: StackNetworks;
     readonly secrets: StackSecrets;
     /** The per-stack CA and server certificate (tls.mode "ca" only). */
     readonly certificates?: StackCertificates;
-    /** What the proxy serves: made by the stack's CA or provided in config. */
-    readonly serverCertificate: { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> };
+    /** What the proxy serves: made by the stack's CA or provided in config (not with tls.mode "acme"). */
+    readonly serverCertificate?: { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> };
+    /** The ACME client container (tls.mode "acme"). */
+    readonly acme?: AcmeClient;
+    /** Commands an operator runs for the ACME certificate (tls.mode "acme"). */
+    readonly acmeCommands?: ReturnType<typeof acmeCommands>;
     readonly postgres: PostgresService;
     readonly redis: RedisService;
     readonly apps: Record<string, ApiService>;
@@ -128,7 +140,7 @@ export class VpsStack extends pulumi.ComponentResource {
                 certPem: pulumi.output(cfg.secrets.TLS_CERTIFICATE),
                 keyPem: pulumi.secret(cfg.secrets.TLS_PRIVATE_KEY),
             };
-        } else {
+        } else if (cfg.tls.mode === "ca") {
             const dnsNames = [...new Set([cfg.domain, ...cfg.apps.flatMap((a) => a.hosts), ...(cfg.local ? ["localhost"] : [])])];
             this.certificates = new StackCertificates(
                 `${name}-tls`,
@@ -190,12 +202,37 @@ export class VpsStack extends pulumi.ComponentResource {
         );
 
         const upstreams = Object.values(this.apps).flatMap((a) => a.containers);
+        if (cfg.tls.mode === "acme") {
+            const acme = cfg.tls.acme;
+            this.acme = new AcmeClient(
+                `${name}-acme`,
+                {
+                    host,
+                    prefix,
+                    stack,
+                    image: acme.image,
+                    // Every name the proxy answers for; the stack's domain first (the certificate's subject).
+                    domains: [...new Set([cfg.domain, ...cfg.apps.flatMap((a) => a.hosts)])],
+                    email: acme.email!,
+                    server: acmeDirectoryUrl(acme),
+                    caCertificate: acme.caCertificate,
+                    renewIntervalSeconds: durationSeconds(acme.renewInterval),
+                    memory: acme.memory,
+                    network: this.networks.edge.name,
+                    storage: cfg.nginx.mode === "host" ? "host" : "volumes",
+                },
+                child,
+            );
+            this.acmeCommands = acmeCommands(this.acme.containerName, cfg.host);
+        }
+        const cert = this.serverCertificate;
         if (cfg.nginx.mode === "host") {
             this.hostSite = new HostNginxSite(
                 `${name}-host-nginx`,
-                { host, prefix, site: nginxSite(cfg), certificatePem: this.serverCertificate.certPem, keyPem: this.serverCertificate.keyPem, upstreams },
+                { host, prefix, site: nginxSite(cfg), certificatePem: cert?.certPem, keyPem: cert?.keyPem, acme: this.acme, upstreams },
                 child,
             );
+            this.acme?.issueThenReload(`${name}-acme-issue`, hostSiteCommand(hostSiteScript("reload-if-changed", prefix, { watch: this.acme.servedFile })), [this.hostSite.site]);
         } else {
             this.proxy = new NginxProxy(
                 `${name}-nginx`,
@@ -208,8 +245,9 @@ export class VpsStack extends pulumi.ComponentResource {
                     httpPort: cfg.nginx.httpPort,
                     httpsPort: cfg.nginx.httpsPort,
                     bindAddress: cfg.local ? "127.0.0.1" : "0.0.0.0",
-                    certificatePem: this.serverCertificate.certPem,
-                    keyPem: this.serverCertificate.keyPem,
+                    certificatePem: cert?.certPem,
+                    keyPem: cert?.keyPem,
+                    acme: this.acme,
                     edgeNetwork: this.networks.edge.name,
                     upstreams,
                     memory: cfg.nginx.memory,
@@ -217,6 +255,8 @@ export class VpsStack extends pulumi.ComponentResource {
                 },
                 child,
             );
+            const nginx = this.proxy.containerName;
+            this.acme?.issueThenReload(`${name}-acme-issue`, `docker exec ${nginx} nginx -t -q && docker kill --signal HUP ${nginx} >/dev/null`, [this.proxy.container]);
         }
 
         if (cfg.backup.enabled) {

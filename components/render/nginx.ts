@@ -52,6 +52,25 @@ export interface NginxSite {
      * variable), so that several stacks can share the host's nginx. Empty in a stack's own container.
      */
     namespace?: string;
+    /**
+     * tls.mode "acme": the directory the ACME client writes HTTP-01 answers into; port 80 serves
+     * /.well-known/acme-challenge/ from it for every host name instead of redirecting.
+     */
+    acmeWebroot?: string;
+}
+
+/** The HTTP-01 location: exact files only (no listing, no fallback), never redirected to HTTPS. */
+function acmeChallengeLocation(site: NginxSite): string[] {
+    if (!site.acmeWebroot) return [];
+    return [
+        "location ^~ /.well-known/acme-challenge/ {",
+        `    root ${site.acmeWebroot};`,
+        "    default_type text/plain;",
+        "    try_files $uri =404;",
+        "    access_log off;",
+        "}",
+        "",
+    ];
 }
 
 /** Path of the proxy's own liveness endpoint, served on port 80 to 127.0.0.1 only. */
@@ -267,6 +286,7 @@ export function renderNginxSiteFile(site: NginxSite): string {
         "server {",
         `    listen ${listen.http};`,
         `    server_name ${hosts.join(" ")};`,
+        ...indent(acmeChallengeLocation(site), 1),
         "    location / {",
         `        return 301 ${redirectTarget(site)};`,
         "    }",
@@ -335,6 +355,7 @@ export function renderNginxConf(site: NginxSite): string {
                 '        return 200 "ok\\n";',
                 "    }",
                 "",
+                ...indent(acmeChallengeLocation(site), 1),
                 "    location / {",
                 `        return 301 ${redirectTarget(site)};`,
                 "    }",
