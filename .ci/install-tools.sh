@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the integration tests run for real (nginx, redis-server, PostgreSQL, openssl,
-# ShellCheck, busybox) without starting their services. Idempotent: does nothing when they are there.
+# ShellCheck, busybox, curl, certbot and pebble, the ACME test server) without starting their services. Idempotent: does nothing when they are there.
 set -euo pipefail
 
 need=()
@@ -11,9 +11,12 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v busybox >/dev/null 2>&1 || need+=(busybox)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v certbot >/dev/null 2>&1 || need+=(certbot)
+{ command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || need+=(pebble)
 
 if [ "${#need[@]}" -eq 0 ]; then
-    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox already present"
+    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox, curl, certbot, pebble already present"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -157,12 +157,15 @@ status() {
 daemon() {
 	ensure_served
 	interval=${ACME_RENEW_INTERVAL:-43200}
-	trap 'exit 0' TERM INT
+	sleeper=
+	trap '[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; exit 0' TERM INT
 	log "renewing every ${interval}s"
 	while :; do
 		# `sleep & wait` so that docker stop is answered at once.
 		sleep "$interval" &
-		wait $! || true
+		sleeper=$!
+		wait "$sleeper" || true
+		sleeper=
 		if [ -d "$CONFIG_DIR/live/$CERT_NAME" ]; then
 			renew || log "renewal failed; the current certificate stays in place"
 		else

@@ -27,6 +27,7 @@ function env() {
         ...process.env,
         NGINX_DIR: nginxDir,
         VPS_TLS_DIR: tlsRoot,
+        CRON_DIR: path.join(dir, "cron.d"),
         NGINX_TEST: `${tool("nginx", "nginx")} -t -q -p ${dir} -c ${conf} -e stderr`,
         NGINX_RELOAD: `${tool("nginx", "nginx")} -s reload -p ${dir} -c ${conf} -e stderr`,
     };
@@ -42,7 +43,7 @@ async function curlHealth(): Promise<string> {
     return r.code === 0 ? r.stdout : `error: ${r.stderr}`;
 }
 
-function siteFile(tag: string): string {
+function siteFile(tag: string, acme?: { served: string; webroot: string }): string {
     return renderNginxSiteFile({
         apps: [{ name: "api", servers: [`127.0.0.1:${upstreamPort}`], hosts: ["site.example.test"], paths: ["/"], healthPath: `/health-${tag}` }],
         httpsPort,
@@ -52,9 +53,10 @@ function siteFile(tag: string): string {
         timeouts: { connect: "5s", send: "10s", read: "10s" },
         hsts: { maxAge: 600, includeSubDomains: false, preload: false },
         keepalive: 4,
-        certificatePath: path.join(tlsRoot, NAME, "fullchain.pem"),
-        keyPath: path.join(tlsRoot, NAME, "privkey.pem"),
+        certificatePath: acme?.served ?? path.join(tlsRoot, NAME, "fullchain.pem"),
+        keyPath: acme?.served ?? path.join(tlsRoot, NAME, "privkey.pem"),
         namespace: "vps_stack_hosttest_",
+        acmeWebroot: acme?.webroot,
     });
 }
 
@@ -130,12 +132,65 @@ it("replaces a working site with a new working one", async () => {
     expect(await curlHealth()).toBe("upstream saw /health-three");
 });
 
+describe("with tls.mode acme", () => {
+    const acmeDir = path.join(dir, "var-lib-acme");
+    const served = path.join(acmeDir, "tls.pem");
+    const webroot = path.join(acmeDir, "webroot");
+    const cronFile = path.join(dir, "cron.d", `${NAME}-tls-reload`);
+    const combined = (c: { cert: string; key: string }) => fs.readFileSync(c.cert, "utf8") + fs.readFileSync(c.key, "utf8");
+
+    it("reads the ACME container's single file, serves the challenge directory, installs the reload cron entry", async () => {
+        fs.mkdirSync(path.join(webroot, ".well-known", "acme-challenge"), { recursive: true });
+        fs.chmodSync(acmeDir, 0o755);
+        fs.writeFileSync(path.join(webroot, ".well-known", "acme-challenge", "tok"), "tok.thumb");
+        fs.writeFileSync(served, combined({ cert: path.join(dir, "server.crt"), key: path.join(dir, "server.key") }), { mode: 0o600 });
+        fs.mkdirSync(path.join(dir, "cron.d"), { recursive: true });
+
+        const r = await runScript(hostSiteScript("install", NAME, { site: siteFile("acme", { served, webroot }), watch: served }));
+        expect(r.out).toContain(`site ${NAME} installed`);
+        expect(r.code).toBe(0);
+        // Certificates of the earlier mode are gone; the site serves the ACME file.
+        expect(fs.existsSync(path.join(tlsRoot, NAME, "fullchain.pem"))).toBe(false);
+        expect(fs.existsSync(path.join(tlsRoot, NAME, "privkey.pem"))).toBe(false);
+        await new Promise((res) => setTimeout(res, 300)); // the reload is asynchronous
+        expect(await curlHealth()).toBe("upstream saw /health-acme");
+        const probe = await shAsync(tool("curl", "curl"), ["-s", "-H", "host: site.example.test", `http://127.0.0.1:${httpPort}/.well-known/acme-challenge/tok`]);
+        expect(probe.stdout).toBe("tok.thumb");
+
+        const cron = fs.readFileSync(cronFile, "utf8");
+        expect(cron).toMatch(new RegExp(`^\\*/5 \\* \\* \\* \\* root .*cksum < ${served}.*nginx -t -q && \\{ systemctl reload nginx`, "m"));
+        expect(cron).not.toContain("%");
+        const line = cron.split("\n").find((l) => l.startsWith("*/5"))!;
+        expect((await shAsync("sh", ["-n", "-c", line.replace(/^(\S+\s+){6}/, "")])).code).toBe(0);
+        expect(fs.statSync(cronFile).mode & 0o777).toBe(0o644);
+    });
+
+    it("reloads nginx when the file changes (a renewal), and only then", async () => {
+        const same = await runScript(hostSiteScript("reload-if-changed", NAME, { watch: served }));
+        expect(same).toEqual({ code: 0, out: "" });
+
+        // A renewal: a certificate from another CA, so the client sees the switch.
+        const renewedDir = path.join(dir, "renewed");
+        fs.mkdirSync(renewedDir);
+        const renewed = makeCa(renewedDir, ["site.example.test"]);
+        fs.writeFileSync(served + ".tmp", combined(renewed), { mode: 0o600 });
+        fs.renameSync(served + ".tmp", served);
+        const changed = await runScript(hostSiteScript("reload-if-changed", NAME, { watch: served }));
+        expect(changed.out).toContain(`certificate of ${NAME} changed; nginx reloaded`);
+        expect(changed.code).toBe(0);
+        await new Promise((res) => setTimeout(res, 300));
+        ca = renewed.caCert;
+        expect(await curlHealth()).toBe("upstream saw /health-acme");
+    });
+});
+
 it("removes the site, its link and its certificates", async () => {
     const r = await runScript(hostSiteScript("remove", NAME));
     expect(r.out).toContain(`site ${NAME} removed`);
     expect(r.code).toBe(0);
     expect(fs.existsSync(path.join(nginxDir, "sites-enabled", `${NAME}.conf`))).toBe(false);
     expect(fs.existsSync(path.join(tlsRoot, NAME))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "cron.d", `${NAME}-tls-reload`))).toBe(false);
     await new Promise((res) => setTimeout(res, 300));
     expect(await curlHealth()).toMatch(/^error/);
 });
