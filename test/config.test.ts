@@ -1,6 +1,6 @@
 // Config validation: good configs for every committed stack, and bad ones that must each fail with a
 // message naming the offending key and the command that fixes it, all problems in one error.
-import { ConfigError, environmentProblems, isPinnedImage, loadConfig, RawConfigMap, sizeToMiB } from "../components/config";
+import { acmeDirectoryUrl, ConfigError, environmentProblems, isPinnedImage, LETSENCRYPT_DIRECTORY, LETSENCRYPT_STAGING_DIRECTORY, loadConfig, RawConfigMap, sizeToMiB } from "../components/config";
 import { stackConfig, withRequiredSecrets } from "./mocks";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
@@ -62,7 +62,16 @@ const bad: Case[] = [
     ["unknown time zone", (c) => (c.backup = { timezone: "Mars/Olympus" }), "backup.timezone"],
     ["shared_buffers above the memory limit", (c) => (c.postgres = { memory: "256m", sharedBuffers: "512MB" }), "postgres.sharedBuffers"],
     ["redis maxmemory above the memory limit", (c) => (c.redis = { memory: "256m", maxmemory: "512mb" }), "redis.maxmemory"],
-    ["tls mode not available yet", (c) => (c.tls = { mode: "acme" }), "tls.mode"],
+    ["acme without an account e-mail", (c) => (c.tls = { mode: "acme" }), "tls.acme.email"],
+    ["acme with a malformed e-mail", (c) => (c.tls = { mode: "acme", acme: { email: "admin" } }), "tls.acme.email"],
+    ["acme on dev", (c) => (c.tls = { mode: "acme", acme: { email: "a@example.com" } }), "tls.mode", "dev"],
+    ["acme with staging and a directory", (c) => (c.tls = { mode: "acme", acme: { email: "a@example.com", staging: true, directoryUrl: "https://acme.example.net/dir" } }), "tls.acme.staging"],
+    ["acme directory over plain http", (c) => (c.tls = { mode: "acme", acme: { email: "a@example.com", directoryUrl: "http://acme.example.net/dir" } }), "tls.acme.directoryUrl"],
+    ["acme CA that is not PEM", (c) => (c.tls = { mode: "acme", acme: { email: "a@example.com", caCertificate: "hello" } }), "tls.acme.caCertificate"],
+    ["acme client image on latest", (c) => (c.tls = { mode: "acme", acme: { email: "a@example.com", image: "certbot/certbot:latest" } }), "tls.acme.image"],
+    ["acme renew interval without unit", (c) => (c.tls = { mode: "acme", acme: { email: "a@example.com", renewInterval: "12" } }), "tls.acme.renewInterval"],
+    ["unknown acme key", (c) => (c.tls = { mode: "acme", acme: { email: "a@example.com", wildcard: true } }), "tls.acme.wildcard"],
+    ["app named acme", (c) => (c.apps[0].name = "acme"), "apps[0].name"],
     ["tls mode unknown", (c) => (c.tls = { mode: "letsencrypt" }), "tls.mode"],
     ["host-mode nginx without the app's host port", (c) => (c.nginx = { mode: "host" }), "apps[0].hostPort"],
     ["host-mode nginx on dev", (c) => ((c.nginx = { mode: "host" }), (c.apps[0].hostPort = 8000)), "nginx.mode", "dev"],
@@ -282,5 +291,44 @@ describe("environmentProblems", () => {
 
     it("has nothing to say about dev", () => {
         expect(environmentProblems(loadConfig({ apps: [{ name: "api", image: "demo:1" }] }, "dev"), { fileExists: none })).toEqual([]);
+    });
+});
+
+describe("tls.mode acme", () => {
+    const acme = (extra: object = {}) => {
+        const raw = good();
+        raw.tls = { mode: "acme", acme: { email: "ops@example.com", ...extra } };
+        return loadConfig(raw, "preprod");
+    };
+
+    it("needs only the account e-mail, and defaults to Let's Encrypt production with a pinned certbot", () => {
+        const cfg = acme();
+        expect(cfg.tls.acme).toEqual({ email: "ops@example.com", staging: false, image: "certbot/certbot:v5.7.0", renewInterval: "12h", memory: "128m" });
+        expect(acmeDirectoryUrl(cfg.tls.acme)).toBe(LETSENCRYPT_DIRECTORY);
+    });
+
+    it("switches to Let's Encrypt's staging directory (seed 001's test certificates)", () => {
+        expect(acmeDirectoryUrl(acme({ staging: true }).tls.acme)).toBe(LETSENCRYPT_STAGING_DIRECTORY);
+        expect(LETSENCRYPT_STAGING_DIRECTORY).toMatch(/^https:\/\/acme-staging-v02\./);
+    });
+
+    it("takes another CA's directory (a local test server) with the CA that signs its HTTPS", () => {
+        const ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        const cfg = acme({ directoryUrl: "https://10.0.0.1:14000/dir", caCertificate: ca });
+        expect(acmeDirectoryUrl(cfg.tls.acme)).toBe("https://10.0.0.1:14000/dir");
+        expect(cfg.tls.acme.caCertificate).toBe(ca);
+    });
+
+    it("lists every ACME problem at once", () => {
+        const raw = good();
+        raw.tls = { mode: "acme", acme: { staging: true, directoryUrl: "https://acme.example.net/dir", image: "certbot/certbot" } };
+        const err = problemsOf(raw);
+        expect(err.problems.map((p) => p.path).sort()).toEqual(["tls.acme.email", "tls.acme.image", "tls.acme.staging"]);
+    });
+
+    it("leaves tls.acme alone in the other modes (switching modes back and forth keeps it)", () => {
+        const raw = good();
+        raw.tls = { mode: "ca", acme: { email: "ops@example.com" } };
+        expect(loadConfig(raw, "preprod").tls.mode).toBe("ca");
     });
 });

@@ -311,3 +311,30 @@ describe("renderStaticSiteConf", () => {
         expect(conf).toMatch(/gzip_types[^;]*application\/javascript/);
     });
 });
+
+describe("the ACME challenge location (tls.mode acme)", () => {
+    const challenge = ["location ^~ /.well-known/acme-challenge/ {", "    root /var/www/acme;", "    default_type text/plain;", "    try_files $uri =404;"];
+
+    it("is served on port 80 before the HTTPS redirect, for every host name (the default server)", () => {
+        const conf = renderNginxConf(site({ acmeWebroot: "/var/www/acme" }));
+        const port80 = conf.slice(conf.indexOf("listen 80 default_server;"), conf.indexOf("listen 443 ssl http2 default_server;"));
+        const at = port80.indexOf(challenge[0]);
+        expect(at).toBeGreaterThan(0);
+        expect(at).toBeLessThan(port80.indexOf("return 301"));
+        for (const l of challenge) expect(port80).toContain(l);
+        // Never on the HTTPS servers: the CA only asks over HTTP.
+        expect(conf.split(challenge[0]).length).toBe(2);
+    });
+
+    it("is in the host-mode site's port-80 server", () => {
+        const conf = renderNginxSiteFile(site({ acmeWebroot: "/var/lib/vps-stack/prod/acme-webroot", namespace: "vps_stack_prod_" }));
+        const port80 = conf.slice(conf.indexOf("listen 80;"), conf.indexOf("listen 443 ssl http2;"));
+        expect(port80).toContain("root /var/lib/vps-stack/prod/acme-webroot;");
+        expect(port80.indexOf("acme-challenge")).toBeLessThan(port80.indexOf("return 301"));
+    });
+
+    it("is absent without ACME", () => {
+        expect(renderNginxConf(site())).not.toContain("acme-challenge");
+        expect(renderNginxSiteFile(site({ namespace: "n_" }))).not.toContain("acme-challenge");
+    });
+});
