@@ -207,7 +207,7 @@ describe("tls.mode acme against a local ACME server (pebble), certbot and a real
         expect((await reloadNginx()).code).toBe(0);
         const cert = await until("the issued certificate", async () => {
             const c = await peerCert("www.acme.test");
-            return c.issuer.CN?.startsWith("Pebble Intermediate") ? c : undefined;
+            return String(c.issuer.CN).startsWith("Pebble Intermediate") ? c : undefined;
         });
         expect(cert.subjectaltname).toContain("DNS:app.acme.test");
         expect(cert.subjectaltname).toContain("DNS:www.acme.test");
