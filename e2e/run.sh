@@ -99,6 +99,7 @@ cleanup() {
         done
     fi
     [ -f "$E2E/sshd.pid" ] && kill "$(cat "$E2E/sshd.pid")" 2>/dev/null
+    for p in "$E2E/acme/pebble.pid" "$E2E/acme/dns.pid"; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
     # Close the shared SSH master connections the program opened.
     find "$E2E" -type s -path '*ssh*' -exec ssh -o ControlPath={} -O exit dummy \; >/dev/null 2>&1 || true
     rm -f "/home/$DEPLOY_USER/.ssh/authorized_keys" /etc/sudoers.d/vps-stack-e2e
@@ -146,10 +147,11 @@ done
 # -----------------------------------------------------------------------------------------------------
 phase images
 bash "$ROOT/e2e/images/build.sh" >>"$LOG" 2>&1 || fatal "images: could not build the stand-in images (see $LOG)"
-for t in postgres:16-alpine redis:7-alpine nginx:1.27-alpine vps-stack-demo-api:1 vps-stack-demo-api:2; do
+IMAGES="postgres:16-alpine redis:7-alpine nginx:1.27-alpine certbot/certbot:v5.7.0 vps-stack-demo-api:1 vps-stack-demo-api:2"
+for t in $IMAGES; do
     docker image inspect "$t" >/dev/null 2>&1 || fatal "images: $t is missing after the build"
 done
-say "   images ready: postgres:16-alpine redis:7-alpine nginx:1.27-alpine vps-stack-demo-api:1 vps-stack-demo-api:2"
+say "   images ready: $IMAGES"
 
 # -----------------------------------------------------------------------------------------------------
 phase "ssh box"
@@ -236,9 +238,18 @@ EOF
 up() { pulumi up --yes --non-interactive --skip-preview --stack "$1"; }
 out() { pulumi stack output --stack "$1" "${@:2}"; }
 
+ca_file() { # ca_file STACK: the CA that signs a stack's certificate: its own, or the ACME server's root
+    if [ "$1" = "$STACK2" ]; then
+        echo "$E2E/acme/root.pem"
+    else
+        out "$1" caCertificate >"$E2E/ca-$1.pem" && echo "$E2E/ca-$1.pem"
+    fi
+}
+
 health_json() { # health_json STACK HTTPS_PORT
-    out "$1" caCertificate >"$E2E/ca-$1.pem" &&
-        curl -sS --fail --cacert "$E2E/ca-$1.pem" --resolve "$DOMAIN:$2:127.0.0.1" "https://$DOMAIN:$2/health"
+    local ca
+    ca=$(ca_file "$1") &&
+        curl -sS --fail --cacert "$ca" --resolve "$DOMAIN:$2:127.0.0.1" "https://$DOMAIN:$2/health"
 }
 
 health_ok() { # health_ok STACK HTTPS_PORT [VERSION]
@@ -367,11 +378,14 @@ check "7d. pulumi preview --expect-no-changes after the replacements" pulumi pre
 
 # -----------------------------------------------------------------------------------------------------
 phase backup
-backup_cmd() { out "$STACK" backup --json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).commands[process.argv[1]])' "$1"; }
+output_cmd() { # output_cmd STACK OUTPUT KEY: a command from an output's "commands"
+    out "$1" "$2" --json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).commands[process.argv[1]])' "$3"
+}
 # The outputs' commands are run as an operator would, with ssh pointed at the box's key and pinned host.
-run_output_cmd() {
-    local cmd
-    cmd=$(backup_cmd "$1") || return 1
+run_output_cmd() { run_ssh_line "$(output_cmd "$STACK" backup "$1")"; }
+run_ssh_line() {
+    local cmd=$1
+    [ -n "$cmd" ] || return 1
     echo "+ $cmd"
     [[ $cmd == ssh\ * ]] || { echo "not an ssh command"; return 1; }
     cmd=${cmd#ssh }
@@ -388,11 +402,80 @@ check "B4. a restore brings back deleted rows (the output's 'restore' command)" 
 check "B5. the app still answers after the restore" health_ok "$STACK" "$HTTPS_PORT" 2
 
 # -----------------------------------------------------------------------------------------------------
-phase "second stack"
-init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" >>"$LOG" 2>&1
+phase "second stack (ACME)"
+# The second stack takes its certificate from an ACME CA in the box: pebble (Let's Encrypt's test
+# server) with its fake DNS resolving every name to 127.0.0.1. It listens on the Docker bridge's address,
+# which the stack's ACME container reaches, and validates HTTP-01 on the second stack's HTTP port.
+acme_box() {
+    { command -v pebble && command -v pebble-challtestsrv && command -v openssl; } >/dev/null 2>&1 || apt_install pebble openssl || return 1
+    ACME_IP=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}') && [ -n "$ACME_IP" ] || return 1
+    local d=$E2E/acme dns_port pebble_port tls_port
+    mkdir -p "$d"
+    dns_port=$(free_port) pebble_port=$(free_port) tls_port=$(free_port) PEBBLE_MGMT=$(free_port)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 2 -subj "/CN=e2e ACME server CA" &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=pebble" &&
+        printf 'subjectAltName=IP:%s,IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' "$ACME_IP" >"$d/ext.cnf" &&
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 1 -extfile "$d/ext.cnf" -out "$d/server.crt" || return 1
+    cat >"$d/pebble.json" <<EOF
+{"pebble": {"listenAddress": "$ACME_IP:$pebble_port", "managementListenAddress": "127.0.0.1:$PEBBLE_MGMT",
+ "certificate": "$d/server.crt", "privateKey": "$d/server.key", "httpPort": $HTTP2_PORT, "tlsPort": $tls_port,
+ "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+EOF
+    pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$dns_port" -http01 "" -https01 "" -tlsalpn01 "" -management "127.0.0.1:$(free_port)" >>"$d/dns.log" 2>&1 &
+    echo $! >"$d/dns.pid"
+    PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config "$d/pebble.json" -dnsserver "127.0.0.1:$dns_port" >>"$d/pebble.log" 2>&1 &
+    echo $! >"$d/pebble.pid"
+    ACME_DIRECTORY="https://$ACME_IP:$pebble_port/dir"
+    for _ in $(seq 50); do curl -sf --cacert "$d/ca.crt" "$ACME_DIRECTORY" >/dev/null && return 0; sleep 0.2; done
+    return 1
+}
+init_acme_stack() {
+    init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" &&
+        pulumi config set --stack "$STACK2" --path tls.mode acme &&
+        pulumi config set --stack "$STACK2" --path tls.acme.email "ops@$DOMAIN" &&
+        pulumi config set --stack "$STACK2" --path tls.acme.directoryUrl "$ACME_DIRECTORY" &&
+        pulumi config set --stack "$STACK2" --path tls.acme.caCertificate "$(cat "$E2E/acme/ca.crt")"
+}
+# The ACME server's root signs the stack's certificate (pebble makes a new root at every start).
+acme_health() {
+    curl -sSf --cacert "$E2E/acme/ca.crt" "https://127.0.0.1:$PEBBLE_MGMT/roots/0" >"$E2E/acme/root.pem" &&
+        health_ok "$STACK2" "$HTTPS2_PORT" 1
+}
+served_serial() { openssl s_client -connect "127.0.0.1:$HTTPS2_PORT" -servername "$DOMAIN" </dev/null 2>/dev/null | openssl x509 -noout -serial; }
+acme_healthy() {
+    local status
+    docker inspect --format '{{.State.Health.Status}}' "vps-stack-$STACK2-acme" | grep -qx healthy || return 1
+    status=$(run_ssh_line "$(output_cmd "$STACK2" acme status)") || return 1
+    echo "$status"
+    grep -q "^served: vps-stack-[0-9a-f]* for $DOMAIN, expires" <<<"$status"
+}
+renewal_reaches_proxy() {
+    local before after
+    before=$(served_serial) && [ -n "$before" ] || return 1
+    run_ssh_line "$(output_cmd "$STACK2" acme forceRenew)" || return 1
+    # The proxy checks the file every minute and reloads after nginx -t; no deploy involved.
+    for _ in $(seq 90); do
+        after=$(served_serial)
+        if [ -n "$after" ] && [ "$after" != "$before" ]; then
+            echo "serial $before -> $after"
+            health_ok "$STACK2" "$HTTPS2_PORT" 1
+            return
+        fi
+        sleep 1
+    done
+    echo "still $before after 90s"
+    return 1
+}
 before_first=$(docker ps -q --filter "label=vps-stack.stack=$STACK" | sort)
-check "8a. a second stack deploys beside the first on the same host" up "$STACK2"
-check "8b. the second stack serves /health" health_ok "$STACK2" "$HTTPS2_PORT" 1
+if acme_box >>"$LOG" 2>&1 && init_acme_stack >>"$LOG" 2>&1; then
+    check "8a. a second stack, with tls.mode acme, deploys beside the first: certificate from the ACME server over HTTP-01" up "$STACK2"
+    check "8b. the second stack serves /health with that certificate, verified against the CA's root" acme_health
+    check "A1. the ACME container is healthy and serves the issued certificate (the output's status command)" acme_healthy
+    check "A2. a forced renewal (the output's forceRenew command) reaches the proxy without a deploy" renewal_reaches_proxy
+    check "A3. pulumi preview --expect-no-changes on the ACME stack" pulumi preview --expect-no-changes --non-interactive --stack "$STACK2"
+else
+    check "8a. the box gets an ACME server (pebble) and the second stack its ACME config" false
+fi
 first_untouched() { [ "$(docker ps -q --filter "label=vps-stack.stack=$STACK" | sort)" = "$before_first" ] && health_ok "$STACK" "$HTTPS_PORT" 2; }
 destroy_second() { pulumi destroy --yes --non-interactive --stack "$STACK2" && [ -z "$(docker ps -aq --filter "label=vps-stack.stack=$STACK2")" ] && first_untouched; }
 check "8c. the first stack is untouched and still healthy" first_untouched
