@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016 # single-quoted scripts run inside the containers
 # Proves that the stand-in images built by build.sh keep the contracts the stack relies on:
-# runs postgres, redis, the demo API and nginx on a user network, checks them, and removes
-# every container, network, volume and temp file it made (the images stay).
+# runs postgres, redis, the demo API and nginx on a user network, checks them, runs the stack's
+# components/acme/vps-stack-acme.sh in the certbot image, and removes every container, network,
+# volume and temp file it made (the images stay).
 # usage: e2e/images/smoke-test.sh   (run build.sh first)
 set -euo pipefail
 
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ID="vps-stack-smoke-$$"
 NET="$ID-net"
 PG="$ID-pg"
 REDIS="$ID-redis"
 API="$ID-api"
 NGINX="$ID-nginx"
+ACME="$ID-acme"
 PGVOL="$ID-pgdata"
 TMP="$(mktemp -d)"
 PASS=0
 FAIL=0
 
 cleanup() {
-	docker rm -f -v "$PG" "$REDIS" "$API" "$NGINX" >/dev/null 2>&1 || true
+	docker rm -f -v "$PG" "$REDIS" "$API" "$NGINX" "$ACME" >/dev/null 2>&1 || true
 	docker network rm "$NET" >/dev/null 2>&1 || true
 	docker volume rm "$PGVOL" >/dev/null 2>&1 || true
 	rm -rf "$TMP"
@@ -180,6 +183,42 @@ check_out "nginx workers run as nginx" 'nginx' sh -c \
 	"docker exec $NGINX sh -c 'for p in /proc/[0-9]*; do stat -c %U \$p; done' | sort -u"
 check_out "nginx access log goes to stdout" '"GET /healthz HTTP/1.1" 200' docker logs "$NGINX"
 check_out "wget is available" 'ok' docker exec "$NGINX" wget -qO- http://127.0.0.1/healthz
+
+echo "# certbot/certbot:v5.7.0"
+CERTBOT=certbot/certbot:v5.7.0
+ACME_SH=/usr/local/lib/vps-stack/vps-stack-acme.sh # where the stack uploads it
+check_out "the entrypoint is certbot" '^certbot [0-9]+\.[0-9]+' docker run --rm "$CERTBOT" --version
+check_out "VOLUME /etc/letsencrypt and /var/lib/letsencrypt" '^map\[/etc/letsencrypt:\{\} /var/lib/letsencrypt:\{\}\]$' \
+	docker image inspect -f '{{.Config.Volumes}}' "$CERTBOT"
+check "python3 imports cryptography; sh, cmp, cksum, date, basename, dirname, mkdir, cat, chmod, mv" \
+	docker run --rm --entrypoint sh "$CERTBOT" -c \
+	'python3 -c "from cryptography import x509" && for t in cmp cksum date basename dirname mkdir cat chmod mv; do command -v "$t" || exit 1; done'
+# a placeholder (chain + key in one file, as the stack uploads it) and an "issued" lineage
+mkdir -p "$TMP/acme/issued"
+docker run --rm -v "$TMP/acme:/out" --entrypoint sh "$CERTBOT" -c '
+	openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj /CN=app.acme.test -keyout /out/p.key -out /out/p.crt &&
+	cat /out/p.crt /out/p.key >/out/placeholder.pem && rm /out/p.key /out/p.crt &&
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=app.acme.test \
+		-keyout /out/issued/privkey.pem -out /out/issued/fullchain.pem' >/dev/null 2>&1
+chmod -R a+rX "$TMP/acme"
+# as the stack runs it: entrypoint sh, only the capabilities it keeps
+docker run -d --name "$ACME" --entrypoint sh \
+	--cap-drop ALL --cap-add CHOWN --cap-add DAC_OVERRIDE --cap-add FOWNER \
+	-e ACME_DOMAINS=app.acme.test -e ACME_RENEW_INTERVAL=3600 \
+	-v "$REPO_ROOT/components/acme/vps-stack-acme.sh:$ACME_SH:ro" \
+	-v "$TMP/acme/placeholder.pem:/run/vps-stack/placeholder.pem:ro" -v "$TMP/acme/issued:/issued:ro" \
+	"$CERTBOT" "$ACME_SH" daemon >/dev/null
+check "vps-stack-acme.sh daemon serves the placeholder" wait_for 15 docker exec "$ACME" test -s /etc/letsencrypt/vps-stack/tls.pem
+check "its healthcheck passes on the placeholder" docker exec "$ACME" sh "$ACME_SH" check
+check_out "status: the placeholder, and certbot's view" 'placeholder.*No certificates found' \
+	sh -c "docker exec $ACME sh $ACME_SH status 2>&1 | tr '\n' ' '"
+check_out "install serves a lineage's chain and key (cat, cmp, mv; expiry read with cryptography)" \
+	'installed vps-stack \(expires [0-9]{4}-[0-9]{2}-[0-9]{2} ' docker exec "$ACME" sh -c \
+	"mkdir -p /etc/letsencrypt/live/vps-stack && cp /issued/*.pem /etc/letsencrypt/live/vps-stack/ && sh $ACME_SH install"
+check "its healthcheck passes on the installed certificate (30 days left)" docker exec "$ACME" sh "$ACME_SH" check
+t0=$SECONDS
+docker stop "$ACME" >/dev/null
+check "the ACME container stops promptly on SIGTERM" test $((SECONDS - t0)) -lt 5
 
 echo "# failure reporting"
 docker stop "$REDIS" >/dev/null
