@@ -65,14 +65,15 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
 
     const longRunning = () => ofType(CONTAINER).filter((c) => !(c.inputs.labels ?? []).some((l: any) => l.label === "vps-stack.one-shot"));
 
-    it("creates containers for postgres, redis, the backup job, every app replica and nginx", () => {
+    const acme = (stackConfig(stack).tls as { mode?: string } | undefined)?.mode === "acme";
+
+    it("creates containers for postgres, redis, the backup job, every app replica and nginx (and certbot with ACME)", () => {
         const names = longRunning().map((c) => c.inputs.name);
-        expect(names).toEqual(
-            expect.arrayContaining([`vps-stack-${stack}-postgres`, `vps-stack-${stack}-redis`, `vps-stack-${stack}-backup`, `vps-stack-${stack}-nginx`]),
-        );
+        const services = ["postgres", "redis", "backup", "nginx", ...(acme ? ["acme"] : [])];
+        expect(names).toEqual(expect.arrayContaining(services.map((s) => `vps-stack-${stack}-${s}`)));
         const apps = stackConfig(stack).apps as any[];
         const replicas = apps.reduce((n, a) => n + (a.replicas ?? 1), 0);
-        expect(names).toHaveLength(4 + replicas);
+        expect(names).toHaveLength(services.length + replicas);
     });
 
     it(`publishes ports only on the proxy, and only ${httpPort}/${httpsPort}`, () => {
@@ -158,7 +159,7 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         expect(await pulumi.isSecret(program.redisUrl)).toBe(true);
     });
 
-    it("exports URLs, health URLs, the CA certificate, network and container names", async () => {
+    it("exports URLs, health URLs, the CA certificate (or the ACME commands), network and container names", async () => {
         const urls = await resolve(program.urls);
         const health = await resolve(program.healthUrls);
         const port = httpsPort === 443 ? "" : `:${httpsPort}`;
@@ -166,7 +167,16 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
             expect(urls[app]).toMatch(new RegExp(`^https://[a-z.]+${port}/`));
             expect(health[app]).toMatch(new RegExp(`^https://[a-z.]+${port}/`));
         }
-        expect(await resolve(program.caCertificate)).toContain("BEGIN CERTIFICATE");
+        if (acme) {
+            expect(program.caCertificate).toBeUndefined();
+            const out = await resolve(program.acme);
+            expect(out.directoryUrl).toBe("https://acme-v02.api.letsencrypt.org/directory");
+            expect(out.certificateName).toMatch(/^vps-stack-[0-9a-f]{10}$/);
+            expect(out.commands.status).toContain(`docker exec vps-stack-${stack}-acme `);
+            expect((await resolve(program.containers)).acme).toBe(`vps-stack-${stack}-acme`);
+        } else {
+            expect(await resolve(program.caCertificate)).toContain("BEGIN CERTIFICATE");
+        }
         expect(await resolve(program.networks)).toEqual({ edge: `vps-stack-${stack}-edge`, data: `vps-stack-${stack}-data` });
         expect((await resolve(program.containers)).nginx).toBe(`vps-stack-${stack}-nginx`);
     });

@@ -26,6 +26,7 @@ function render(stack: string, dir: string) {
         ...site,
         certificatePath: ca.cert,
         keyPath: ca.key,
+        ...(cfg.tls.mode === "acme" ? { acmeWebroot: dir } : {}),
         runtime: { pid: path.join(dir, "nginx.pid"), errorLog: path.join(dir, "error.log"), accessLog: path.join(dir, "access.log") },
     });
     return { conf, upstreams: cfg.apps.map((a) => a.name) };
