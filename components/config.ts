@@ -451,7 +451,8 @@ const EXAMPLES: Record<string, string> = {
     "tls.acme.email": "admin@example.com",
     "tls.acme.staging": "true",
     "tls.acme.directoryUrl": "https://acme.example.net/directory",
-    "tls.acme.caCertificate": '"$(cat acme-ca.pem)"',
+    // "--": a PEM value starts with dashes, which the CLI would otherwise read as a flag.
+    "tls.acme.caCertificate": '-- "$(cat acme-ca.pem)"',
     "tls.acme.image": "certbot/certbot:v5.7.0",
     "tls.acme.renewInterval": "12h",
     "tls.acme.memory": "128m",
@@ -808,12 +809,12 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
     if (cfg.tls.mode === "provided") {
         const cert = cfg.secrets.TLS_CERTIFICATE;
         const key = cfg.secrets.TLS_PRIVATE_KEY;
-        if (!cert) add({ path: "secrets.TLS_CERTIFICATE", message: 'is required with tls.mode "provided" (the certificate chain, leaf first)', fix: `pulumi config set --secret --path 'secrets.TLS_CERTIFICATE' "$(cat fullchain.pem)"` });
-        if (!key) add({ path: "secrets.TLS_PRIVATE_KEY", message: 'is required with tls.mode "provided"', fix: `pulumi config set --secret --path 'secrets.TLS_PRIVATE_KEY' "$(cat privkey.pem)"` });
+        if (!cert) add({ path: "secrets.TLS_CERTIFICATE", message: 'is required with tls.mode "provided" (the certificate chain, leaf first)', fix: `pulumi config set --secret --path 'secrets.TLS_CERTIFICATE' -- "$(cat fullchain.pem)"` });
+        if (!key) add({ path: "secrets.TLS_PRIVATE_KEY", message: 'is required with tls.mode "provided"', fix: `pulumi config set --secret --path 'secrets.TLS_PRIVATE_KEY' -- "$(cat privkey.pem)"` });
         if (cert && key) {
             const hosts = [...new Set(cfg.apps.flatMap((a) => a.hosts ?? [domain]))];
             for (const p of validateProvidedCertificate(cert, key, hosts, now)) {
-                add({ path: p.key, message: p.message, fix: `pulumi config set --secret --path '${p.key}' "$(cat ${p.key.endsWith("KEY") ? "privkey" : "fullchain"}.pem)"` });
+                add({ path: p.key, message: p.message, fix: `pulumi config set --secret --path '${p.key}' -- "$(cat ${p.key.endsWith("KEY") ? "privkey" : "fullchain"}.pem)"` });
             }
         }
     }

@@ -99,12 +99,12 @@ cleanup() {
         done
     fi
     [ -f "$E2E/sshd.pid" ] && kill "$(cat "$E2E/sshd.pid")" 2>/dev/null
-    for p in "$E2E/acme/pebble.pid" "$E2E/acme/dns.pid"; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
+    for p in "$E2E"/acme-*/pebble.pid "$E2E"/acme-*/dns.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
     # Close the shared SSH master connections the program opened.
     find "$E2E" -type s -path '*ssh*' -exec ssh -o ControlPath={} -O exit dummy \; >/dev/null 2>&1 || true
     rm -f "/home/$DEPLOY_USER/.ssh/authorized_keys" /etc/sudoers.d/vps-stack-e2e
     rm -f "/etc/nginx/sites-enabled/vps-stack-$STACK_HOST.conf" "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf"
-    rm -rf "/etc/vps-stack/vps-stack-$STACK_HOST"
+    rm -rf "/etc/vps-stack/vps-stack-$STACK_HOST" "/var/lib/vps-stack/$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload"
     [ -n "${STARTED_HOST_NGINX:-}" ] && nginx -s quit 2>/dev/null
     if [ -n "${VPS_STACK_E2E_KEEP:-}" ]; then
         log "kept $E2E (VPS_STACK_E2E_KEEP)"
@@ -239,8 +239,8 @@ up() { pulumi up --yes --non-interactive --skip-preview --stack "$1"; }
 out() { pulumi stack output --stack "$1" "${@:2}"; }
 
 ca_file() { # ca_file STACK: the CA that signs a stack's certificate: its own, or the ACME server's root
-    if [ "$1" = "$STACK2" ]; then
-        echo "$E2E/acme/root.pem"
+    if [ -s "$E2E/acme-$1/root.pem" ]; then
+        echo "$E2E/acme-$1/root.pem"
     else
         out "$1" caCertificate >"$E2E/ca-$1.pem" && echo "$E2E/ca-$1.pem"
     fi
@@ -406,42 +406,43 @@ phase "second stack (ACME)"
 # The second stack takes its certificate from an ACME CA in the box: pebble (Let's Encrypt's test
 # server) with its fake DNS resolving every name to 127.0.0.1. It listens on the Docker bridge's address,
 # which the stack's ACME container reaches, and validates HTTP-01 on the second stack's HTTP port.
-acme_box() {
+acme_box() { # acme_box DIR HTTP_PORT: an ACME server validating HTTP-01 on HTTP_PORT; writes DIR/directory
     { command -v pebble && command -v pebble-challtestsrv && command -v openssl; } >/dev/null 2>&1 || apt_install pebble openssl || return 1
-    ACME_IP=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}') && [ -n "$ACME_IP" ] || return 1
-    local d=$E2E/acme dns_port pebble_port tls_port
+    local d=$1 ip dns_port pebble_port tls_port mgmt_port
+    ip=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}') && [ -n "$ip" ] || return 1
     mkdir -p "$d"
-    dns_port=$(free_port) pebble_port=$(free_port) tls_port=$(free_port) PEBBLE_MGMT=$(free_port)
+    dns_port=$(free_port) pebble_port=$(free_port) tls_port=$(free_port) mgmt_port=$(free_port)
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 2 -subj "/CN=e2e ACME server CA" &&
         openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=pebble" &&
-        printf 'subjectAltName=IP:%s,IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' "$ACME_IP" >"$d/ext.cnf" &&
+        printf 'subjectAltName=IP:%s,IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' "$ip" >"$d/ext.cnf" &&
         openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 1 -extfile "$d/ext.cnf" -out "$d/server.crt" || return 1
     cat >"$d/pebble.json" <<EOF
-{"pebble": {"listenAddress": "$ACME_IP:$pebble_port", "managementListenAddress": "127.0.0.1:$PEBBLE_MGMT",
- "certificate": "$d/server.crt", "privateKey": "$d/server.key", "httpPort": $HTTP2_PORT, "tlsPort": $tls_port,
+{"pebble": {"listenAddress": "$ip:$pebble_port", "managementListenAddress": "127.0.0.1:$mgmt_port",
+ "certificate": "$d/server.crt", "privateKey": "$d/server.key", "httpPort": $2, "tlsPort": $tls_port,
  "ocspResponderURL": "", "externalAccountBindingRequired": false}}
 EOF
     pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$dns_port" -http01 "" -https01 "" -tlsalpn01 "" -management "127.0.0.1:$(free_port)" >>"$d/dns.log" 2>&1 &
     echo $! >"$d/dns.pid"
     PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config "$d/pebble.json" -dnsserver "127.0.0.1:$dns_port" >>"$d/pebble.log" 2>&1 &
     echo $! >"$d/pebble.pid"
-    ACME_DIRECTORY="https://$ACME_IP:$pebble_port/dir"
-    for _ in $(seq 50); do curl -sf --cacert "$d/ca.crt" "$ACME_DIRECTORY" >/dev/null && return 0; sleep 0.2; done
+    echo "https://$ip:$pebble_port/dir" >"$d/directory"
+    echo "https://127.0.0.1:$mgmt_port/roots/0" >"$d/root-url"
+    for _ in $(seq 50); do curl -sf --cacert "$d/ca.crt" "$(cat "$d/directory")" >/dev/null && return 0; sleep 0.2; done
     return 1
 }
-init_acme_stack() {
-    init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" &&
-        pulumi config set --stack "$STACK2" --path tls.mode acme &&
-        pulumi config set --stack "$STACK2" --path tls.acme.email "ops@$DOMAIN" &&
-        pulumi config set --stack "$STACK2" --path tls.acme.directoryUrl "$ACME_DIRECTORY" &&
-        pulumi config set --stack "$STACK2" --path tls.acme.caCertificate "$(cat "$E2E/acme/ca.crt")"
+# set_acme STACK: tls.mode acme against the stack's ACME server in the box
+set_acme() {
+    local d=$E2E/acme-$1
+    pulumi config set --stack "$1" --path tls.mode acme &&
+        pulumi config set --stack "$1" --path tls.acme.email "ops@$DOMAIN" &&
+        pulumi config set --stack "$1" --path tls.acme.directoryUrl "$(cat "$d/directory")" &&
+        pulumi config set --stack "$1" --path tls.acme.caCertificate -- "$(cat "$d/ca.crt")"
 }
-# The ACME server's root signs the stack's certificate (pebble makes a new root at every start).
-acme_health() {
-    curl -sSf --cacert "$E2E/acme/ca.crt" "https://127.0.0.1:$PEBBLE_MGMT/roots/0" >"$E2E/acme/root.pem" &&
-        health_ok "$STACK2" "$HTTPS2_PORT" 1
-}
-served_serial() { openssl s_client -connect "127.0.0.1:$HTTPS2_PORT" -servername "$DOMAIN" </dev/null 2>/dev/null | openssl x509 -noout -serial; }
+# acme_root STACK: the ACME server's root, which signs the stack's certificate (new at every start)
+acme_root() { curl -sSf --cacert "$E2E/acme-$1/ca.crt" "$(cat "$E2E/acme-$1/root-url")" >"$E2E/acme-$1/root.pem"; }
+init_acme_stack() { init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" && set_acme "$STACK2"; }
+acme_health() { acme_root "$STACK2" && health_ok "$STACK2" "$HTTPS2_PORT" 1; }
+served_serial() { openssl s_client -connect "127.0.0.1:${1:-$HTTPS2_PORT}" -servername "$DOMAIN" </dev/null 2>/dev/null | openssl x509 -noout -serial; }
 acme_healthy() {
     local status
     docker inspect --format '{{.State.Health.Status}}' "vps-stack-$STACK2-acme" | grep -qx healthy || return 1
@@ -467,7 +468,7 @@ renewal_reaches_proxy() {
     return 1
 }
 before_first=$(docker ps -q --filter "label=vps-stack.stack=$STACK" | sort)
-if acme_box >>"$LOG" 2>&1 && init_acme_stack >>"$LOG" 2>&1; then
+if acme_box "$E2E/acme-$STACK2" "$HTTP2_PORT" >>"$LOG" 2>&1 && init_acme_stack >>"$LOG" 2>&1; then
     check "8a. a second stack, with tls.mode acme, deploys beside the first: certificate from the ACME server over HTTP-01" up "$STACK2"
     check "8b. the second stack serves /health with that certificate, verified against the CA's root" acme_health
     check "A1. the ACME container is healthy and serves the issued certificate (the output's status command)" acme_healthy
@@ -509,7 +510,27 @@ api_on_loopback_only() {
     [ "$ports" = "8000/tcp -> 127.0.0.1:$API_HOST_PORT" ]
 }
 site_installed() { [ -L "$(host_site_file)" ] && [ "$(stat -c %a "/etc/vps-stack/vps-stack-$STACK_HOST")" = 700 ] && [ "$(stat -c %a "/etc/vps-stack/vps-stack-$STACK_HOST/privkey.pem")" = 600 ]; }
-site_removed() { [ ! -e "$(host_site_file)" ] && [ ! -e "/etc/vps-stack/vps-stack-$STACK_HOST" ] && host_nginx_running; }
+site_removed() { [ ! -e "$(host_site_file)" ] && [ ! -e "/etc/vps-stack/vps-stack-$STACK_HOST" ] && [ ! -e "$(host_cron_file)" ] && host_nginx_running; }
+host_cron_file() { echo "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload"; }
+host_served() { echo "/var/lib/vps-stack/$STACK_HOST/letsencrypt/vps-stack/tls.pem"; }
+switch_host_to_acme() { acme_box "$E2E/acme-$STACK_HOST" "$HOST_HTTP" && set_acme "$STACK_HOST" && up "$STACK_HOST"; }
+host_acme_health() { acme_root "$STACK_HOST" && health_ok "$STACK_HOST" "$HOST_HTTPS" 1; }
+host_reads_acme_file() {
+    grep -q "ssl_certificate .*$(host_served);" "$(host_site_file)" && [ "$(stat -c %a "$(host_served)")" = 600 ] &&
+        [ ! -e "/etc/vps-stack/vps-stack-$STACK_HOST/privkey.pem" ] && grep "cksum < $(host_served)" "$(host_cron_file)"
+}
+# A forced renewal, then the cron entry's own command line, run as cron would run it.
+host_renewal_reloads() {
+    local before after job
+    before=$(served_serial "$HOST_HTTPS") && [ -n "$before" ] || return 1
+    run_ssh_line "$(output_cmd "$STACK_HOST" acme forceRenew)" || return 1
+    job=$(grep '^\*/5 ' "$(host_cron_file)" | cut -d' ' -f7-) && [ -n "$job" ] || return 1
+    sh -c "$job" || return 1
+    sleep 1
+    after=$(served_serial "$HOST_HTTPS")
+    echo "serial $before -> $after"
+    [ -n "$after" ] && [ "$after" != "$before" ] && health_ok "$STACK_HOST" "$HOST_HTTPS" 1
+}
 destroy_host_stack() { pulumi destroy --yes --non-interactive --stack "$STACK_HOST" && site_removed; }
 if host_nginx_box >>"$LOG" 2>&1 && init_host_stack >>"$LOG" 2>&1; then
     check "H1. pulumi up with nginx.mode host (the host's own nginx, over SSH and sudo)" up "$STACK_HOST"
@@ -517,7 +538,12 @@ if host_nginx_box >>"$LOG" 2>&1 && init_host_stack >>"$LOG" 2>&1; then
     check "H3. the API is published on 127.0.0.1 only" api_on_loopback_only
     check "H4. the site is enabled, its certificates root-only (0700/0600)" site_installed
     check "H5. pulumi preview --expect-no-changes" pulumi preview --expect-no-changes --non-interactive --stack "$STACK_HOST"
-    check "H6. pulumi destroy removes the site and its certificates; nginx keeps running" destroy_host_stack
+    check "H6. switching to tls.mode acme: pulumi up gets a certificate through the host's nginx" switch_host_to_acme
+    check "H7. /health with that certificate, verified against the ACME CA's root" host_acme_health
+    check "H8. the site reads the ACME file (0600), the old certificates are gone, a cron entry watches the file" host_reads_acme_file
+    check "H9. a forced renewal is served after the cron entry's run (nginx -t, then reload)" host_renewal_reloads
+    check "H10. pulumi preview --expect-no-changes with ACME" pulumi preview --expect-no-changes --non-interactive --stack "$STACK_HOST"
+    check "H11. pulumi destroy removes the site, its certificates and the cron entry; nginx keeps running" destroy_host_stack
 else
     check "H0. the box gets nginx and passwordless sudo for the deploy user" false
 fi

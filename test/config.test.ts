@@ -326,6 +326,17 @@ describe("tls.mode acme", () => {
         expect(err.problems.map((p) => p.path).sort()).toEqual(["tls.acme.email", "tls.acme.image", "tls.acme.staging"]);
     });
 
+    it("hints PEM values after --, since a value starting with dashes is read as a flag by the CLI", () => {
+        const raw = good();
+        raw.tls = { mode: "acme", acme: { email: "ops@example.com", caCertificate: "nope" } };
+        expect(problemsOf(raw).problems.find((p) => p.path === "tls.acme.caCertificate")!.fix).toBe(`pulumi config set --path 'tls.acme.caCertificate' -- "$(cat acme-ca.pem)"`);
+        const provided = good();
+        provided.tls = { mode: "provided" };
+        const fixes = problemsOf(provided).problems.map((p) => p.fix);
+        expect(fixes).toContain(`pulumi config set --secret --path 'secrets.TLS_CERTIFICATE' -- "$(cat fullchain.pem)"`);
+        expect(fixes).toContain(`pulumi config set --secret --path 'secrets.TLS_PRIVATE_KEY' -- "$(cat privkey.pem)"`);
+    });
+
     it("leaves tls.acme alone in the other modes (switching modes back and forth keeps it)", () => {
         const raw = good();
         raw.tls = { mode: "ca", acme: { email: "ops@example.com" } };

@@ -44,6 +44,10 @@ vps_site_reload_if_changed() {
 
 # vps_site_watch NAME FILE: the cron entry that runs the check above every 5 minutes
 vps_site_watch() {
+    mkdir -p "$(dirname "$cron_file")"
+    if ! command -v cron >/dev/null 2>&1 && ! command -v crond >/dev/null 2>&1; then
+        echo "vps-stack: warning: no cron on this host; nginx reloads a renewed certificate only on the next pulumi up (apt-get install cron)" >&2
+    fi
     {
         echo "# vps-stack ($1): reload nginx when the ACME container renews the certificate. Written by pulumi up."
         echo "SHELL=/bin/sh"
