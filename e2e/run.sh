@@ -91,6 +91,24 @@ cleanup() {
             (cd "$E2E/project" && pulumi destroy --yes --non-interactive --stack "$s" >>"$LOG" 2>&1) || true
         done
     fi
+    remove_box_state
+    [ -f "$E2E/sshd.pid" ] && kill "$(cat "$E2E/sshd.pid")" 2>/dev/null
+    for p in "$E2E"/acme-*/pebble.pid "$E2E"/acme-*/dns.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
+    # Close the shared SSH master connections the program opened.
+    find "$E2E" -type s -path '*ssh*' -exec ssh -o ControlPath={} -O exit dummy \; >/dev/null 2>&1 || true
+    rm -f "/home/$DEPLOY_USER/.ssh/authorized_keys" /etc/sudoers.d/vps-stack-e2e
+    [ -n "${STARTED_HOST_NGINX:-}" ] && nginx -s quit 2>/dev/null
+    if [ -n "${VPS_STACK_E2E_KEEP:-}" ]; then
+        log "kept $E2E (VPS_STACK_E2E_KEEP)"
+    else
+        rm -rf "$E2E"
+    fi
+}
+# What the e2e stacks leave on the box: their containers, networks and volumes (by label) and host
+# nginx's site, certificates, ACME state and cron entry. Removed at the end, and at the start too: a run
+# that was killed (SIGKILL, a machine stopped mid-run) never reached its cleanup, and its leftovers
+# (running again as soon as dockerd restarts them) would make the first `pulumi up` collide with them.
+remove_box_state() {
     if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
         for s in "$STACK" "$STACK2" "$STACK_HOST"; do
             docker ps -aq --filter "label=vps-stack.stack=$s" | xargs -r docker rm -fv >>"$LOG" 2>&1
@@ -98,19 +116,20 @@ cleanup() {
             docker volume ls -q --filter "label=vps-stack.stack=$s" | xargs -r docker volume rm -f >>"$LOG" 2>&1
         done
     fi
-    [ -f "$E2E/sshd.pid" ] && kill "$(cat "$E2E/sshd.pid")" 2>/dev/null
-    for p in "$E2E"/acme-*/pebble.pid "$E2E"/acme-*/dns.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
-    # Close the shared SSH master connections the program opened.
-    find "$E2E" -type s -path '*ssh*' -exec ssh -o ControlPath={} -O exit dummy \; >/dev/null 2>&1 || true
-    rm -f "/home/$DEPLOY_USER/.ssh/authorized_keys" /etc/sudoers.d/vps-stack-e2e
     rm -f "/etc/nginx/sites-enabled/vps-stack-$STACK_HOST.conf" "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf"
     rm -rf "/etc/vps-stack/vps-stack-$STACK_HOST" "/var/lib/vps-stack/$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload"
-    [ -n "${STARTED_HOST_NGINX:-}" ] && nginx -s quit 2>/dev/null
-    if [ -n "${VPS_STACK_E2E_KEEP:-}" ]; then
-        log "kept $E2E (VPS_STACK_E2E_KEEP)"
-    else
-        rm -rf "$E2E"
-    fi
+}
+leftovers() { # leftovers: what an earlier run left of the e2e stacks, one line each
+    local s
+    for s in "$STACK" "$STACK2" "$STACK_HOST"; do
+        docker ps -a --filter "label=vps-stack.stack=$s" --format 'container {{.Names}}'
+        docker network ls --filter "label=vps-stack.stack=$s" --format 'network {{.Name}}'
+        docker volume ls --filter "label=vps-stack.stack=$s" --format 'volume {{.Name}}'
+    done
+    for f in "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf" "/etc/vps-stack/vps-stack-$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload"; do
+        [ -e "$f" ] && echo "file $f"
+    done
+    return 0
 }
 trap 'fatal "interrupted or crashed (line $LINENO)"' EXIT
 trap 'exit 130' INT TERM
@@ -152,6 +171,12 @@ for t in $IMAGES; do
     docker image inspect "$t" >/dev/null 2>&1 || fatal "images: $t is missing after the build"
 done
 say "   images ready: $IMAGES"
+stale=$(leftovers)
+if [ -n "$stale" ]; then
+    say "   removing what an interrupted earlier run left: $(echo "$stale" | tr '\n' ' ')"
+    remove_box_state
+    [ -z "$(leftovers)" ] || fatal "images: could not remove an earlier run's leftovers: $(leftovers | tr '\n' ' ')"
+fi
 
 # -----------------------------------------------------------------------------------------------------
 phase "ssh box"

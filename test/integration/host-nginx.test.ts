@@ -7,7 +7,7 @@ import * as http from "http";
 import * as path from "path";
 import { hostSiteScript, HOST_SITE_SCRIPT } from "../../components/host-nginx-site";
 import { renderNginxSiteFile } from "../../components/render/nginx";
-import { freePort, makeCa, shAsync, tempDir, tool } from "./tools";
+import { eventually, freePort, makeCa, shAsync, tempDir, tool } from "./tools";
 
 const dir = tempDir("host-nginx");
 fs.chmodSync(dir, 0o755);
@@ -91,7 +91,8 @@ beforeAll(async () => {
         ].join("\n"),
     );
     nginx = spawn(tool("nginx", "nginx"), ["-p", dir, "-c", path.join(nginxDir, "nginx.conf"), "-e", "stderr", "-g", "daemon off;"], { stdio: "ignore" });
-    await new Promise((r) => setTimeout(r, 300));
+    // No site yet, so nothing listens: wait for the master to write its pid file instead.
+    await eventually(async () => fs.existsSync(path.join(dir, "nginx.pid")), (v) => v);
 });
 
 afterAll(() => {
@@ -103,8 +104,8 @@ it("installs a site that passes nginx -t and reloads nginx", async () => {
     const r = await runScript(hostSiteScript("install", NAME, { site: siteFile("one"), cert, key }));
     expect(r.out).toContain(`site ${NAME} installed`);
     expect(r.code).toBe(0);
-    await new Promise((res) => setTimeout(res, 300));
-    expect(await curlHealth()).toBe("upstream saw /health-one");
+    // The reload is asynchronous: the new site serves once nginx's new workers are up.
+    expect(await eventually(curlHealth, (b) => b === "upstream saw /health-one")).toBe("upstream saw /health-one");
     expect(fs.readlinkSync(path.join(nginxDir, "sites-enabled", `${NAME}.conf`))).toBe(path.join(nginxDir, "sites-available", `${NAME}.conf`));
 });
 
@@ -128,8 +129,8 @@ it("refuses a broken site with nginx's message and leaves the previous one servi
 it("replaces a working site with a new working one", async () => {
     const r = await runScript(hostSiteScript("install", NAME, { site: siteFile("three"), cert, key }));
     expect(r.code).toBe(0);
-    await new Promise((res) => setTimeout(res, 300));
-    expect(await curlHealth()).toBe("upstream saw /health-three");
+    // The reload is asynchronous: the new site serves once nginx's new workers are up.
+    expect(await eventually(curlHealth, (b) => b === "upstream saw /health-three")).toBe("upstream saw /health-three");
 });
 
 describe("with tls.mode acme", () => {
@@ -152,8 +153,8 @@ describe("with tls.mode acme", () => {
         // Certificates of the earlier mode are gone; the site serves the ACME file.
         expect(fs.existsSync(path.join(tlsRoot, NAME, "fullchain.pem"))).toBe(false);
         expect(fs.existsSync(path.join(tlsRoot, NAME, "privkey.pem"))).toBe(false);
-        await new Promise((res) => setTimeout(res, 300)); // the reload is asynchronous
-        expect(await curlHealth()).toBe("upstream saw /health-acme");
+        // The reload is asynchronous: the new site serves once nginx's new workers are up.
+        expect(await eventually(curlHealth, (b) => b === "upstream saw /health-acme")).toBe("upstream saw /health-acme");
         const probe = await shAsync(tool("curl", "curl"), ["-s", "-H", "host: site.example.test", `http://127.0.0.1:${httpPort}/.well-known/acme-challenge/tok`]);
         expect(probe.stdout).toBe("tok.thumb");
 
@@ -178,9 +179,9 @@ describe("with tls.mode acme", () => {
         const changed = await runScript(hostSiteScript("reload-if-changed", NAME, { watch: served }));
         expect(changed.out).toContain(`certificate of ${NAME} changed; nginx reloaded`);
         expect(changed.code).toBe(0);
-        await new Promise((res) => setTimeout(res, 300));
+        // Trusting only the renewed certificate's CA: passes once the reload serves the new file.
         ca = renewed.caCert;
-        expect(await curlHealth()).toBe("upstream saw /health-acme");
+        expect(await eventually(curlHealth, (b) => b === "upstream saw /health-acme")).toBe("upstream saw /health-acme");
     });
 });
 
@@ -191,8 +192,7 @@ it("removes the site, its link and its certificates", async () => {
     expect(fs.existsSync(path.join(nginxDir, "sites-enabled", `${NAME}.conf`))).toBe(false);
     expect(fs.existsSync(path.join(tlsRoot, NAME))).toBe(false);
     expect(fs.existsSync(path.join(dir, "cron.d", `${NAME}-tls-reload`))).toBe(false);
-    await new Promise((res) => setTimeout(res, 300));
-    expect(await curlHealth()).toMatch(/^error/);
+    expect(await eventually(curlHealth, (b) => b.startsWith("error"))).toMatch(/^error/);
 });
 
 it("is clean POSIX sh", () => {

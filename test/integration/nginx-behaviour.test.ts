@@ -8,7 +8,7 @@ import * as path from "path";
 import * as zlib from "zlib";
 import { NginxSite, renderNginxConf } from "../../components/render/nginx";
 import { renderStaticSiteConf } from "../../components/render/static-site";
-import { freePort, makeCa, sh, shAsync, tempDir, tool } from "./tools";
+import { freePort, listening, makeCa, sh, shAsync, tempDir, tool } from "./tools";
 
 interface Upstream {
     name: string;
@@ -30,7 +30,7 @@ async function upstream(name: string): Promise<Upstream> {
     return { name, port, server };
 }
 
-async function startNginx(dir: string, conf: string): Promise<ChildProcess> {
+async function startNginx(dir: string, conf: string, port: number): Promise<ChildProcess> {
     const file = path.join(dir, "nginx.conf");
     fs.writeFileSync(file, conf);
     fs.mkdirSync(path.join(dir, "logs"), { recursive: true });
@@ -39,8 +39,8 @@ async function startNginx(dir: string, conf: string): Promise<ChildProcess> {
     const proc = spawn(tool("nginx", "nginx"), ["-p", dir, "-c", file, "-e", "stderr", "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     proc.stderr!.on("data", (d) => (stderr += d));
-    await new Promise((r) => setTimeout(r, 400));
-    if (proc.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
+    const exited = new Promise<never>((_, reject) => proc.once("exit", () => reject(new Error(`nginx exited: ${stderr}`))));
+    await Promise.race([listening(port), exited]);
     return proc;
 }
 
@@ -113,7 +113,7 @@ describe("the proxy config, served by a real nginx", () => {
             keyPath: certs.key,
             runtime: { pid: path.join(dir, "nginx.pid"), errorLog: path.join(dir, "error.log"), accessLog: path.join(dir, "access.log") },
         };
-        nginx = await startNginx(dir, renderNginxConf(site));
+        nginx = await startNginx(dir, renderNginxConf(site), httpsPort);
     });
 
     afterAll(() => {
@@ -224,7 +224,7 @@ describe("the static-site config, served by a real nginx", () => {
             server,
             "}",
         ].join("\n");
-        nginx = await startNginx(dir, conf);
+        nginx = await startNginx(dir, conf, port);
     });
 
     afterAll(() => nginx?.kill("SIGQUIT"));

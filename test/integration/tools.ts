@@ -60,6 +60,34 @@ export function shAsync(cmd: string, args: string[], opts: { input?: string; env
         const child = execFile(cmd, args, { encoding: "utf8", maxBuffer: 1 << 24, env: opts.env ?? process.env }, (err, stdout, stderr) =>
             resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
         );
+        // A child that exits without reading its stdin (sh -n -c …) closes the pipe first: the EPIPE
+        // that follows is not the command's result, its exit code is.
+        child.stdin?.on("error", () => undefined);
         child.stdin?.end(opts.input ?? "");
     });
+}
+
+/**
+ * Probes until `ok` holds or `timeoutMs` passes, then returns the last value (the assertion after it
+ * shows what was seen). For effects that land asynchronously, such as an nginx reload: a fixed sleep is
+ * either slow or flaky on a loaded machine.
+ */
+export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const v = await probe();
+        if (ok(v) || Date.now() > deadline) return v;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port (or rejects after timeoutMs). */
+export async function listening(port: number, timeoutMs = 10_000): Promise<void> {
+    const up = () =>
+        new Promise<boolean>((resolve) => {
+            const s = net.connect(port, "127.0.0.1");
+            s.once("connect", () => (s.destroy(), resolve(true)));
+            s.once("error", () => resolve(false));
+        });
+    if (!(await eventually(up, (v) => v, timeoutMs))) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
 }
