@@ -3,6 +3,7 @@
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { acmeDirectoryUrl, ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } from "./components/config";
+import { readSite } from "./components/static-files";
 import { expandHome } from "./components/vps-host";
 import { VpsStack } from "./components/vps-stack";
 
@@ -10,7 +11,7 @@ function loadStackConfig() {
     try {
         const stack = pulumi.getStack();
         const cfg = loadConfig(rawConfigFromPulumi(pulumi.runtime.allConfig()), stack);
-        const problems = environmentProblems(cfg, { sshAuthSock: process.env.SSH_AUTH_SOCK, fileExists: (p) => fs.existsSync(expandHome(p)) });
+        const problems = environmentProblems(cfg, { sshAuthSock: process.env.SSH_AUTH_SOCK, fileExists: (p) => fs.existsSync(expandHome(p)), loadSite: (s) => readSite(s) });
         if (problems.length > 0) throw new ConfigError(stack, problems);
         return cfg;
     } catch (e) {

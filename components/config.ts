@@ -3,6 +3,7 @@
 // Pure: no Pulumi runtime calls here, so the whole thing is tested without mocks.
 import { z } from "zod";
 import { validateProvidedCertificate } from "./provided-certificate";
+import { SITE_ARCHIVE_RE, SiteFile } from "./static-files";
 
 export const PROJECT = "vps-stack";
 
@@ -188,14 +189,19 @@ const appSchema = z.strictObject({
         .enum(["container", "static"])
         .default("container")
         .describe('"container": your image runs the app; "static": a built front end (SPA) served by Nginx with index.html fallback and cache headers.'),
-    image: image("Image of the app, pinned by tag or digest (e.g. ghcr.io/acme/api:1.4.2). For a static site: an Nginx-based image holding the site at static.root (default: the stack's Nginx image with static.dir uploaded).").optional(),
+    image: image("Image of the app, pinned by tag or digest (e.g. ghcr.io/acme/api:1.4.2). For a static site: an Nginx-based image holding the site at static.root (default: the stack's Nginx image with static.dir or static.archive uploaded).").optional(),
     static: z
         .strictObject({
             dir: z.string().regex(/^(\/|~\/|\.\/|\.\.\/|[A-Za-z0-9_])/, "must be a path to the built site, e.g. ./web/dist").optional().describe("Local directory of the built site (relative to the project), uploaded file by file."),
+            archive: z
+                .string()
+                .regex(SITE_ARCHIVE_RE, "must be a .tar, .tar.gz or .tgz file, e.g. ./web/dist.tar.gz")
+                .optional()
+                .describe("Local archive of the built site (.tar, .tar.gz or .tgz, e.g. a CI artifact; relative to the project), unpacked and uploaded like static.dir. A single top-level directory holding index.html is taken as the site root."),
             root: z.string().regex(/^\/[^\0]*$/, "must be an absolute path").default("/usr/share/nginx/html").describe("Where the site lives inside the container."),
         })
         .optional()
-        .describe("The site of a static app: a local build directory, or a path inside its image."),
+        .describe("The site of a static app: a local build directory or archive, or a path inside its image."),
     proxy: z
         .strictObject({
             clientMaxBodySize: z.string().regex(/^\d+[kKmMgG]?$/, "must be an Nginx size such as 100M").optional().describe("client_max_body_size for this app (default nginx.clientMaxBodySize)."),
@@ -627,6 +633,12 @@ export interface DeployEnvironment {
     sshAuthSock?: string;
     /** Tells whether a file exists (the private key); injected so this stays testable. */
     fileExists: (path: string) => boolean;
+    /**
+     * Reads a static app's site as it will be uploaded (see readSite); throws an Error that completes
+     * "<dir or archive> …". Checked here so that a missing, empty or oversized site fails with the other
+     * problems, before any resource.
+     */
+    loadSite?: (site: { dir?: string; archive?: string }) => SiteFile[];
 }
 
 /**
@@ -636,9 +648,20 @@ export interface DeployEnvironment {
 export function environmentProblems(cfg: StackConfig, env: DeployEnvironment): ConfigProblem[] {
     const problems: ConfigProblem[] = [];
     cfg.apps.forEach((a, i) => {
-        const dir = a.static?.dir;
-        if (dir && !env.fileExists(`${dir.replace(/\/$/, "")}/index.html`)) {
-            problems.push({ path: `apps[${i}].static.dir`, message: `(${dir}) has no index.html: build the front end first, or point at its output directory`, fix: `pulumi config set --path 'apps[${i}].static.dir' ./web/dist` });
+        const site = a.static;
+        if (!env.loadSite || !site || (!site.dir && !site.archive) || (site.dir && site.archive)) return;
+        const key = site.archive ? `apps[${i}].static.archive` : `apps[${i}].static.dir`;
+        const what = `(${site.archive ?? site.dir})`;
+        const fix = site.archive ? `tar -czf ${site.archive} -C ./web/dist .` : `pulumi config set --path '${key}' ./web/dist`;
+        try {
+            if (!env.loadSite(site).some((f) => f.path === "index.html")) {
+                const where = site.archive ? "at its top or under its single top-level directory" : "";
+                problems.push({ path: key, message: `${what} has no index.html${where ? ` ${where}` : ""}: build the front end first, or point at its output`, fix });
+            }
+        } catch (e) {
+            const err = e as NodeJS.ErrnoException;
+            const message = err.code === "ENOENT" ? "does not exist on this machine: build the front end first" : err.message;
+            problems.push({ path: key, message: `${what} ${message}`, fix });
         }
     });
     return [...problems, ...sshProblems(cfg, env)];
@@ -765,8 +788,15 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
             add({ path: `apps[${i}].static`, message: 'only applies to apps of kind "static"', fix: `pulumi config set --path 'apps[${i}].kind' static` });
         }
         if (a.kind === "static") {
-            if (!a.image && !a.static?.dir) {
-                add({ path: `apps[${i}].static.dir`, message: "is required for a static app without its own image (the built site to upload)", fix: `pulumi config set --path 'apps[${i}].static.dir' ./web/dist` });
+            if (!a.image && !a.static?.dir && !a.static?.archive) {
+                add({
+                    path: `apps[${i}].static.dir`,
+                    message: "or apps[].static.archive is required for a static app without its own image (the built site to upload)",
+                    fix: `pulumi config set --path 'apps[${i}].static.dir' ./web/dist   # or: pulumi config set --path 'apps[${i}].static.archive' ./web/dist.tar.gz`,
+                });
+            }
+            if (a.static?.dir && a.static?.archive) {
+                add({ path: `apps[${i}].static.archive`, message: "and apps[].static.dir are both set: upload one or the other", fix: `pulumi config rm --path 'apps[${i}].static.dir'   # or rm static.archive` });
             }
             // A static site is Nginx serving files: no database, no cache, no secrets, one fixed port.
             return { ...a, hosts, image: a.image ?? cfg.nginx.image, port: STATIC_SITE_PORT, database: false, redis: false, secrets: {}, static: a.static ?? { root: "/usr/share/nginx/html" } };

@@ -1,7 +1,6 @@
 // The whole stack on one host: networks, secrets, certificates, PostgreSQL, Redis, the apps and the proxy,
 // wired from a validated StackConfig. index.ts only loads the config, builds this and exports outputs.
 import * as pulumi from "@pulumi/pulumi";
-import * as path from "path";
 import { AcmeClient, acmeCommands } from "./acme-client";
 import { ApiService } from "./api-service";
 import { BackupJob, backupCommands } from "./backup-job";
@@ -14,7 +13,7 @@ import { hostRoutes, NginxSite } from "./render/nginx";
 import { StackCertificates } from "./stack-certificates";
 import { StackNetworks } from "./stack-networks";
 import { StackSecrets } from "./stack-secrets";
-import { readSiteFiles } from "./static-files";
+import { readSite } from "./static-files";
 import { VpsHost } from "./vps-host";
 
 export const VPS_STACK_TYPE = "vps-stack:index:VpsStack";
@@ -178,7 +177,7 @@ export class VpsStack extends pulumi.ComponentResource {
                 }
                 const staticSite =
                     app.kind === "static" && app.static
-                        ? { root: app.static.root, files: app.static.dir ? readSiteFiles(path.resolve(app.static.dir)) : [] }
+                        ? { root: app.static.root, files: readSite(app.static) }
                         : undefined;
                 const service = new ApiService(
                     `${name}-app-${app.name}`,

@@ -428,6 +428,25 @@ describe("static sites", () => {
         expect(web.capabilities.adds).toEqual(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"]);
     });
 
+    it("unpacks a site archive (a CI artifact) into the same uploads, its top-level directory as the root", async () => {
+        const path = await import("path");
+        const archive = path.join(__dirname, "fixtures", "site-archives", "dist-gnu.tgz");
+        await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: { archive }, paths: ["/"] })));
+        const web = container("vps-stack-preprod-web-1");
+        expect(upload(web, "/usr/share/nginx/html/index.html")).toMatchObject({ contentBase64: Buffer.from("<!doctype html><title>fixture</title>").toString("base64"), permissions: "0444" });
+        expect(upload(web, "/usr/share/nginx/html/assets/app-3f9a1c2b.js").contentBase64).toBe(Buffer.from([0, 1, 2, 255]).toString("base64"));
+        // The config file plus the archive's four files; its directories are not uploads.
+        expect(web.uploads.map((u: { file: string }) => u.file).sort()).toEqual(
+            [
+                "/etc/nginx/conf.d/default.conf",
+                "/usr/share/nginx/html/assets/app-3f9a1c2b.js",
+                "/usr/share/nginx/html/assets/menu-café.txt",
+                `/usr/share/nginx/html/assets/vendor/${"a".repeat(60)}/${"b".repeat(40)}/chunk-3f9a1c2b.js`,
+                "/usr/share/nginx/html/index.html",
+            ].sort(),
+        );
+    });
+
     it("serves a site baked into its own image from static.root", async () => {
         await build(
             preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", image: "ghcr.io/acme/web:2.0.0", static: { root: "/srv/site" }, paths: ["/"] })),

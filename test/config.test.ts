@@ -95,6 +95,8 @@ const bad: Case[] = [
     ["bad body size", (c) => (c.nginx = { clientMaxBodySize: "100 MB" }), "nginx.clientMaxBodySize"],
     ["container app without an image", (c) => delete c.apps[0].image, "apps[0].image"],
     ["static app with neither image nor directory", (c) => c.apps.push({ name: "web", kind: "static", paths: ["/web"] }), "apps[1].static.dir"],
+    ["static app with both a directory and an archive", (c) => c.apps.push({ name: "web", kind: "static", static: { dir: "./dist", archive: "./dist.tgz" }, paths: ["/web"] }), "apps[1].static.archive"],
+    ["static archive that is not a tar", (c) => c.apps.push({ name: "web", kind: "static", static: { archive: "./dist.zip" }, paths: ["/web"] }), "apps[1].static.archive"],
     ["static settings on a container app", (c) => (c.apps[0].static = { dir: "./dist" }), "apps[0].static"],
     ["migration without a command", (c) => (c.apps[0].migrate = {}), "apps[0].migrate.command"],
     ["migration on a static site", (c) => c.apps.push({ name: "web", kind: "static", static: { dir: "./dist" }, paths: ["/web"], migrate: { command: ["x"] } }), "apps[1].migrate"],
@@ -278,15 +280,46 @@ describe("environmentProblems", () => {
         expect(environmentProblems(cfg({ privateKeyPath: "~/.ssh/missing" }), { fileExists: none })[0].message).toContain("does not exist");
     });
 
-    it("wants index.html in a static app's directory", () => {
-        const raw = good();
-        raw.apps.push({ name: "web", kind: "static", static: { dir: "./web/dist" }, hosts: ["www.example.com"] });
-        const c = loadConfig(raw, "preprod");
-        const env = { sshAuthSock: "/run/agent.sock", fileExists: (p: string) => p === "./web/dist/index.html" };
-        expect(environmentProblems(c, env)).toEqual([]);
-        const [p] = environmentProblems(c, { ...env, fileExists: () => false });
-        expect(p.path).toBe("apps[1].static.dir");
-        expect(p.message).toContain("has no index.html");
+    describe("a static app's site", () => {
+        const withSite = (site: object) => {
+            const raw = good();
+            raw.apps.push({ name: "web", kind: "static", static: site, hosts: ["www.example.com"] });
+            return loadConfig(raw, "preprod");
+        };
+        const agent = { sshAuthSock: "/run/agent.sock", fileExists: none };
+        const index = [{ path: "index.html", contentBase64: "" }];
+
+        it("is read as it will be uploaded, from the directory or the archive", () => {
+            const seen: object[] = [];
+            const loadSite = (s: object) => (seen.push(s), index);
+            expect(environmentProblems(withSite({ dir: "./web/dist" }), { ...agent, loadSite })).toEqual([]);
+            expect(environmentProblems(withSite({ archive: "./web/dist.tgz" }), { ...agent, loadSite })).toEqual([]);
+            expect(seen).toEqual([expect.objectContaining({ dir: "./web/dist" }), expect.objectContaining({ archive: "./web/dist.tgz" })]);
+        });
+
+        it("wants index.html", () => {
+            const loadSite = () => [{ path: "assets/app.js", contentBase64: "" }];
+            const [d] = environmentProblems(withSite({ dir: "./web/dist" }), { ...agent, loadSite });
+            expect(d).toMatchObject({ path: "apps[1].static.dir", fix: "pulumi config set --path 'apps[1].static.dir' ./web/dist" });
+            expect(d.message).toBe("(./web/dist) has no index.html: build the front end first, or point at its output");
+            const [a] = environmentProblems(withSite({ archive: "./web/dist.tgz" }), { ...agent, loadSite });
+            expect(a).toMatchObject({ path: "apps[1].static.archive", fix: "tar -czf ./web/dist.tgz -C ./web/dist ." });
+            expect(a.message).toContain("has no index.html at its top or under its single top-level directory");
+        });
+
+        it("reports a missing, unreadable or oversized site with the other problems", () => {
+            const enoent = () => {
+                throw Object.assign(new Error("ENOENT: no such file"), { code: "ENOENT" });
+            };
+            const [missing] = environmentProblems(withSite({ archive: "./web/dist.tgz" }), { ...agent, loadSite: enoent });
+            expect(missing).toMatchObject({ path: "apps[1].static.archive", message: "(./web/dist.tgz) does not exist on this machine: build the front end first" });
+            const broken = () => {
+                throw new Error("holds a link (a → b): archive the files themselves (tar --dereference)");
+            };
+            const problems = environmentProblems(withSite({ archive: "./web/dist.tgz" }), { fileExists: none, loadSite: broken });
+            expect(problems.map((p) => p.path)).toEqual(["apps[1].static.archive", "host.privateKeyPath"]);
+            expect(problems[0].message).toBe("(./web/dist.tgz) holds a link (a → b): archive the files themselves (tar --dereference)");
+        });
     });
 
     it("has nothing to say about dev", () => {

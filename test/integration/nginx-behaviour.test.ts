@@ -1,6 +1,7 @@
 // The rendered proxy config, served by a real nginx (Debian's) on free loopback ports with a test CA, in
 // front of small upstream HTTP servers written here: redirects, headers, host and path routing, /health,
-// body limits, rate limits, forwarded headers; and the static-site config serving a built SPA.
+// body limits, rate limits, forwarded headers; and the static-site config serving a built SPA unpacked
+// from a real tar archive.
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
@@ -8,6 +9,7 @@ import * as path from "path";
 import * as zlib from "zlib";
 import { NginxSite, renderNginxConf } from "../../components/render/nginx";
 import { renderStaticSiteConf } from "../../components/render/static-site";
+import { readSite } from "../../components/static-files";
 import { freePort, listening, makeCa, sh, shAsync, tempDir, tool } from "./tools";
 
 interface Upstream {
@@ -208,10 +210,19 @@ describe("the static-site config, served by a real nginx", () => {
     beforeAll(async () => {
         // nginx's workers drop root: the site must be readable by them, as uploads (0444) are.
         fs.chmodSync(dir, 0o755);
-        fs.mkdirSync(path.join(root, "assets"), { recursive: true });
-        fs.writeFileSync(path.join(root, "index.html"), '<!doctype html><script src="/assets/app-3f9a1c2b.js"></script>');
-        fs.writeFileSync(path.join(root, "assets", "app-3f9a1c2b.js"), bundle);
-        fs.writeFileSync(path.join(root, "robots.txt"), "User-agent: *\n");
+        // The front end's build output, packed by a real tar as a CI job would (static.archive), then
+        // unpacked by the program's reader and written as the container's uploads are (0444).
+        const dist = path.join(dir, "dist");
+        fs.mkdirSync(path.join(dist, "assets"), { recursive: true });
+        fs.writeFileSync(path.join(dist, "index.html"), '<!doctype html><script src="/assets/app-3f9a1c2b.js"></script>');
+        fs.writeFileSync(path.join(dist, "assets", "app-3f9a1c2b.js"), bundle);
+        fs.writeFileSync(path.join(dist, "robots.txt"), "User-agent: *\n");
+        const packed = sh(tool("tar", "tar"), ["-czf", path.join(dir, "dist.tgz"), "-C", dir, "dist"]);
+        if (packed.code !== 0) throw new Error(packed.stderr);
+        for (const f of readSite({ archive: "dist.tgz" }, dir)) {
+            fs.mkdirSync(path.dirname(path.join(root, f.path)), { recursive: true });
+            fs.writeFileSync(path.join(root, f.path), Buffer.from(f.contentBase64, "base64"), { mode: 0o444 });
+        }
         port = await freePort();
         const server = renderStaticSiteConf({ port, root });
         const conf = [

@@ -1,0 +1,98 @@
+// A static app's site, read as it will be uploaded: from a directory, or from an archive in the formats
+// CI jobs produce (fixtures made by GNU tar, see test/fixtures/site-archives/make.sh).
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as zlib from "zlib";
+import { MAX_SITE_BYTES, readSite, readSiteArchive, readSiteFiles } from "../components/static-files";
+
+const FIXTURES = path.join(__dirname, "fixtures", "site-archives");
+const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name));
+const LONG = `assets/vendor/${"a".repeat(60)}/${"b".repeat(40)}/chunk-3f9a1c2b.js`;
+const content = (files: { path: string; contentBase64: string }[]) =>
+    Object.fromEntries(files.map((f) => [f.path, Buffer.from(f.contentBase64, "base64").toString("latin1")]));
+
+/** What make.sh puts in every full archive, as latin1 strings (binary-safe). */
+const SITE = {
+    "assets/app-3f9a1c2b.js": "\x00\x01\x02\xff",
+    "assets/menu-café.txt": Buffer.from("café").toString("latin1"),
+    [LONG]: "long",
+    "index.html": "<!doctype html><title>fixture</title>",
+};
+
+describe("readSiteArchive", () => {
+    it.each([
+        ["dist-gnu.tgz", "gzip, GNU format, one top-level directory (tar czf dist.tgz dist), GNU long names"],
+        ["site-pax.tar", 'pax format, "./" names, long and non-ASCII names in pax records'],
+    ])("reads %s (%s): every regular file, byte for byte, at the site root", (name) => {
+        const files = readSiteArchive(fixture(name));
+        expect(content(files)).toEqual(SITE);
+        // Sorted, so the uploads (and the stack's diff) do not depend on the archive's order.
+        expect(files.map((f) => f.path)).toEqual([...files.map((f) => f.path)].sort((a, b) => a.localeCompare(b)));
+    });
+
+    it("joins ustar's prefix field to the name", () => {
+        expect(readSiteArchive(fixture("site-ustar.tar")).map((f) => f.path)).toEqual([LONG, "index.html"]);
+    });
+
+    it("strips no directory when none holds index.html alone at the top", () => {
+        expect(readSiteArchive(fixture("no-index.tar")).map((f) => f.path)).toEqual(["assets/app-3f9a1c2b.js"]);
+    });
+
+    it.each([
+        ["symlink.tar", /holds a link \(home\.html → index\.html\): archive the files themselves/],
+        ["traversal.tar", /has an unsafe path \(\.\.\/index\.html\)/],
+    ])("refuses %s", (name, message) => {
+        expect(() => readSiteArchive(fixture(name))).toThrow(message);
+    });
+
+    it("refuses what is not a tar archive, a truncated one and broken gzip", () => {
+        expect(() => readSiteArchive(Buffer.from("<!doctype html>".padEnd(1024, " ")))).toThrow("is not a tar archive");
+        expect(() => readSiteArchive(Buffer.alloc(0))).toThrow("is empty or not a tar archive");
+        const tar = fixture("site-ustar.tar");
+        expect(() => readSiteArchive(tar.subarray(0, 512 + 10))).toThrow("is truncated");
+        const gz = fixture("dist-gnu.tgz");
+        expect(() => readSiteArchive(gz.subarray(0, gz.length - 20))).toThrow("is not a readable gzip file");
+        const corrupt = Buffer.from(tar);
+        corrupt[512 * 2 + 5] ^= 0xff; // the second member's header
+        expect(() => readSiteArchive(corrupt)).toThrow(/is corrupt \(bad header checksum at byte 1024\)/);
+    });
+
+    it("refuses a site over the size limit, even when gzip makes it small", () => {
+        const big = Buffer.alloc(MAX_SITE_BYTES + 1024);
+        const header = Buffer.alloc(512);
+        header.write("index.html", 0);
+        header.write("0000644\0", 100);
+        header.write(`${(MAX_SITE_BYTES + 1).toString(8).padStart(11, "0")}\0`, 124);
+        header.write("00000000000\0", 136);
+        header.write("0", 156);
+        header.write("ustar\x0000", 257);
+        let sum = 0;
+        for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
+        header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+        header.copy(big);
+        expect(() => readSiteArchive(zlib.gzipSync(Buffer.concat([big, Buffer.alloc(1024 + 512)])))).toThrow(/holds more than 50 MB/);
+        // A gzip bomb stops at twice the limit instead of filling the deploying machine's memory.
+        expect(() => readSiteArchive(zlib.gzipSync(Buffer.alloc(MAX_SITE_BYTES * 2 + 1)))).toThrow(/holds more than 50 MB/);
+    });
+});
+
+describe("readSite", () => {
+    it("reads static.dir and static.archive to the same uploads", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vps-stack-site-"));
+        for (const [p, c] of Object.entries(SITE)) {
+            fs.mkdirSync(path.dirname(path.join(dir, p)), { recursive: true });
+            fs.writeFileSync(path.join(dir, p), Buffer.from(c, "latin1"));
+        }
+        const fromDir = readSite({ dir });
+        const fromArchive = readSite({ archive: "dist-gnu.tgz" }, FIXTURES);
+        expect(content(fromDir)).toEqual(content(fromArchive));
+        expect(readSiteFiles(dir)).toEqual(fromDir);
+        expect(readSite({})).toEqual([]);
+        fs.rmSync(dir, { recursive: true });
+    });
+
+    it("resolves a relative archive against the project", () => {
+        expect(() => readSite({ archive: "missing.tgz" }, FIXTURES)).toThrow(expect.objectContaining({ code: "ENOENT" }));
+    });
+});
