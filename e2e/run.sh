@@ -63,6 +63,12 @@ check() {
     fi
 }
 
+# setup_failed LOG: a failed check that shows why the setup before it failed.
+setup_failed() {
+    tail -n 40 "$1"
+    return 1
+}
+
 # A phase that cannot continue: everything after it would fail for the same reason.
 fatal() {
     failed=$((failed + 1))
@@ -431,10 +437,18 @@ phase "second stack (ACME)"
 # The second stack takes its certificate from an ACME CA in the box: pebble (Let's Encrypt's test
 # server) with its fake DNS resolving every name to 127.0.0.1. It listens on the Docker bridge's address,
 # which the stack's ACME container reaches, and validates HTTP-01 on the second stack's HTTP port.
+# bridge_address: the host's address on Docker's default bridge, which every container can reach. The
+# network's IPAM config names it only sometimes (not on a fresh Debian dockerd 20.10), docker0 always.
+bridge_address() {
+    local ip
+    ip=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null)
+    [ -n "$ip" ] || ip=$(ip -4 -o addr show dev docker0 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')
+    [ -n "$ip" ] && echo "$ip"
+}
 acme_box() { # acme_box DIR HTTP_PORT: an ACME server validating HTTP-01 on HTTP_PORT; writes DIR/directory
     { command -v pebble && command -v pebble-challtestsrv && command -v openssl; } >/dev/null 2>&1 || apt_install pebble openssl || return 1
     local d=$1 ip dns_port pebble_port tls_port mgmt_port
-    ip=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}') && [ -n "$ip" ] || return 1
+    ip=$(bridge_address) || { echo "acme_box: the host has no address on the Docker bridge"; return 1; }
     mkdir -p "$d"
     dns_port=$(free_port) pebble_port=$(free_port) tls_port=$(free_port) mgmt_port=$(free_port)
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 2 -subj "/CN=e2e ACME server CA" &&
@@ -453,6 +467,8 @@ EOF
     echo "https://$ip:$pebble_port/dir" >"$d/directory"
     echo "https://127.0.0.1:$mgmt_port/roots/0" >"$d/root-url"
     for _ in $(seq 50); do curl -sf --cacert "$d/ca.crt" "$(cat "$d/directory")" >/dev/null && return 0; sleep 0.2; done
+    echo "acme_box: pebble does not answer at $(cat "$d/directory")"
+    tail -n 20 "$d/pebble.log" "$d/dns.log"
     return 1
 }
 # set_acme STACK: tls.mode acme against the stack's ACME server in the box
@@ -465,7 +481,35 @@ set_acme() {
 }
 # acme_root STACK: the ACME server's root, which signs the stack's certificate (new at every start)
 acme_root() { curl -sSf --cacert "$E2E/acme-$1/ca.crt" "$(cat "$E2E/acme-$1/root-url")" >"$E2E/acme-$1/root.pem"; }
-init_acme_stack() { init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" && set_acme "$STACK2"; }
+# The second stack also serves a static front end (seed 003's SPA) on www.: its build, packed as a CI
+# job would, uploaded from the archive into an Nginx container. The certificate covers both names.
+SPA_HOST="www.$DOMAIN"
+SPA_BUNDLE="console.log('vps-stack e2e front end');"
+make_site_archive() {
+    mkdir -p "$E2E/web/dist/assets" &&
+        printf '<!doctype html><title>e2e</title><script src="/assets/app-3f9a1c2b.js"></script>\n' >"$E2E/web/dist/index.html" &&
+        printf '%s\n' "$SPA_BUNDLE" >"$E2E/web/dist/assets/app-3f9a1c2b.js" &&
+        tar -czf "$E2E/web/dist.tgz" -C "$E2E/web" dist
+}
+add_static_site() { # add_static_site STACK
+    make_site_archive &&
+        pulumi config set-all --stack "$1" --path --plaintext 'apps[1].name=web' --plaintext 'apps[1].kind=static' \
+            --plaintext "apps[1].static.archive=$E2E/web/dist.tgz" --plaintext "apps[1].hosts[0]=$SPA_HOST" --plaintext 'apps[1].memory=64m'
+}
+init_acme_stack() { init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" && set_acme "$STACK2" && add_static_site "$STACK2"; }
+spa_get() { # spa_get PATH: headers and body from the second stack's static site, verified against the ACME root
+    curl -sS --fail -D - --cacert "$E2E/acme-$STACK2/root.pem" --resolve "$SPA_HOST:$HTTPS2_PORT:127.0.0.1" "https://$SPA_HOST:$HTTPS2_PORT$1"
+}
+spa_serves() {
+    local route asset
+    route=$(spa_get /orders/42) || return 1
+    echo "$route"
+    grep -q '<title>e2e</title>' <<<"$route" && grep -qi '^cache-control: no-cache' <<<"$route" || return 1
+    asset=$(spa_get /assets/app-3f9a1c2b.js) || return 1
+    echo "$asset"
+    grep -qF "$SPA_BUNDLE" <<<"$asset" && grep -qi '^cache-control: public, max-age=31536000, immutable' <<<"$asset" &&
+        grep -qi '^strict-transport-security: max-age=31536000' <<<"$asset"
+}
 acme_health() { acme_root "$STACK2" && health_ok "$STACK2" "$HTTPS2_PORT" 1; }
 served_serial() { openssl s_client -connect "127.0.0.1:${1:-$HTTPS2_PORT}" -servername "$DOMAIN" </dev/null 2>/dev/null | openssl x509 -noout -serial; }
 acme_healthy() {
@@ -493,14 +537,16 @@ renewal_reaches_proxy() {
     return 1
 }
 before_first=$(docker ps -q --filter "label=vps-stack.stack=$STACK" | sort)
-if acme_box "$E2E/acme-$STACK2" "$HTTP2_PORT" >>"$LOG" 2>&1 && init_acme_stack >>"$LOG" 2>&1; then
+acme_setup="$E2E/acme-$STACK2.setup.log"
+if acme_box "$E2E/acme-$STACK2" "$HTTP2_PORT" >"$acme_setup" 2>&1 && init_acme_stack >>"$acme_setup" 2>&1; then
     check "8a. a second stack, with tls.mode acme, deploys beside the first: certificate from the ACME server over HTTP-01" up "$STACK2"
     check "8b. the second stack serves /health with that certificate, verified against the CA's root" acme_health
+    check "S1. a static front end uploaded from an archive: client routes get index.html (no-cache), hashed assets a year (immutable), over the ACME certificate" spa_serves
     check "A1. the ACME container is healthy and serves the issued certificate (the output's status command)" acme_healthy
     check "A2. a forced renewal (the output's forceRenew command) reaches the proxy without a deploy" renewal_reaches_proxy
     check "A3. pulumi preview --expect-no-changes on the ACME stack" pulumi preview --expect-no-changes --non-interactive --stack "$STACK2"
 else
-    check "8a. the box gets an ACME server (pebble) and the second stack its ACME config" false
+    check "8a. the box gets an ACME server (pebble) and the second stack its ACME config" setup_failed "$acme_setup"
 fi
 first_untouched() { [ "$(docker ps -q --filter "label=vps-stack.stack=$STACK" | sort)" = "$before_first" ] && health_ok "$STACK" "$HTTPS_PORT" 2; }
 destroy_second() { pulumi destroy --yes --non-interactive --stack "$STACK2" && [ -z "$(docker ps -aq --filter "label=vps-stack.stack=$STACK2")" ] && first_untouched; }
@@ -557,7 +603,8 @@ host_renewal_reloads() {
     [ -n "$after" ] && [ "$after" != "$before" ] && health_ok "$STACK_HOST" "$HOST_HTTPS" 1
 }
 destroy_host_stack() { pulumi destroy --yes --non-interactive --stack "$STACK_HOST" && site_removed; }
-if host_nginx_box >>"$LOG" 2>&1 && init_host_stack >>"$LOG" 2>&1; then
+host_setup="$E2E/host-nginx.setup.log"
+if host_nginx_box >"$host_setup" 2>&1 && init_host_stack >>"$host_setup" 2>&1; then
     check "H1. pulumi up with nginx.mode host (the host's own nginx, over SSH and sudo)" up "$STACK_HOST"
     check "H2. /health over HTTPS through the host's nginx" health_ok "$STACK_HOST" "$HOST_HTTPS" 1
     check "H3. the API is published on 127.0.0.1 only" api_on_loopback_only
@@ -570,7 +617,7 @@ if host_nginx_box >>"$LOG" 2>&1 && init_host_stack >>"$LOG" 2>&1; then
     check "H10. pulumi preview --expect-no-changes with ACME" pulumi preview --expect-no-changes --non-interactive --stack "$STACK_HOST"
     check "H11. pulumi destroy removes the site, its certificates and the cron entry; nginx keeps running" destroy_host_stack
 else
-    check "H0. the box gets nginx and passwordless sudo for the deploy user" false
+    check "H0. the box gets nginx and passwordless sudo for the deploy user" setup_failed "$host_setup"
 fi
 
 # -----------------------------------------------------------------------------------------------------
