@@ -517,7 +517,7 @@ acme_healthy() {
     docker inspect --format '{{.State.Health.Status}}' "vps-stack-$STACK2-acme" | grep -qx healthy || return 1
     status=$(run_ssh_line "$(output_cmd "$STACK2" acme status)") || return 1
     echo "$status"
-    grep -q "^served: vps-stack-[0-9a-f]* for $DOMAIN, expires" <<<"$status"
+    grep -q "^served: vps-stack-[0-9a-f]* for $DOMAIN $SPA_HOST, expires" <<<"$status"
 }
 renewal_reaches_proxy() {
     local before after
