@@ -4,6 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
+import { expandHome } from "./paths";
 
 export interface SiteFile {
     /** Path relative to the site root, with forward slashes. */
@@ -17,10 +18,10 @@ export const MAX_SITE_BYTES = 50 * 1024 * 1024;
 const tooLarge = () =>
     `holds more than ${MAX_SITE_BYTES / 1024 / 1024} MB; ship a site this large as an image (apps[].image with static.root)`;
 
-/** A static app's site from its config (static.dir or static.archive, relative to the project). */
+/** A static app's site from its config (static.dir or static.archive, relative to the project or ~/). */
 export function readSite(site: { dir?: string; archive?: string }, base = process.cwd()): SiteFile[] {
-    if (site.archive) return readSiteArchive(fs.readFileSync(path.resolve(base, site.archive)));
-    if (site.dir) return readSiteFiles(path.resolve(base, site.dir));
+    if (site.archive) return readSiteArchive(fs.readFileSync(path.resolve(base, expandHome(site.archive))));
+    if (site.dir) return readSiteFiles(path.resolve(base, expandHome(site.dir)));
     return [];
 }
 

@@ -6,7 +6,10 @@ import * as path from "path";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { expandHome } from "./paths";
 import { knownHostsLine, sshOptions } from "./render/services";
+
+export { expandHome };
 
 export const VPS_HOST_TYPE = "vps-stack:index:VpsHost";
 
@@ -40,9 +43,6 @@ export interface HostCommandArgs {
     triggers?: pulumi.Input<any[]>;
 }
 
-export function expandHome(p: string): string {
-    return p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p;
-}
 
 export class VpsHost extends pulumi.ComponentResource {
     readonly provider: docker.Provider;

@@ -92,7 +92,10 @@ describe("readSite", () => {
         fs.rmSync(dir, { recursive: true });
     });
 
-    it("resolves a relative archive against the project", () => {
+    it("resolves a relative archive against the project, and ~/ against the deploying user's home", () => {
         expect(() => readSite({ archive: "missing.tgz" }, FIXTURES)).toThrow(expect.objectContaining({ code: "ENOENT" }));
+        const inHome = path.join(os.homedir(), "vps-stack-no-such-site.tgz");
+        expect(() => readSite({ archive: "~/vps-stack-no-such-site.tgz" }, "/project")).toThrow(expect.objectContaining({ code: "ENOENT", path: inHome }));
+        expect(() => readSite({ dir: "~/vps-stack-no-such-dist" }, "/project")).toThrow(expect.objectContaining({ code: "ENOENT", path: path.join(os.homedir(), "vps-stack-no-such-dist") }));
     });
 });
