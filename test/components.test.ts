@@ -512,6 +512,44 @@ describe("NginxProxy", () => {
     });
 });
 
+describe("tls.mode provided", () => {
+    // The chain and key are checked at config time (config.test.ts, and against openssl-made ones in
+    // test/integration/tls-provided.test.ts); here, where they go once they passed.
+    const CHAIN = "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nINTERMEDIATE\n-----END CERTIFICATE-----\n";
+    const KEY_PEM = "-----BEGIN PRIVATE KEY-----\nPROVIDED\n-----END PRIVATE KEY-----\n";
+    const provided = (cfg: StackConfig): StackConfig => ({ ...cfg, tls: { ...cfg.tls, mode: "provided" }, secrets: { ...cfg.secrets, TLS_CERTIFICATE: CHAIN, TLS_PRIVATE_KEY: KEY_PEM } });
+
+    it("uploads the chain and key to the proxy container (key 0400, secret) and makes no CA", async () => {
+        const stack = await build(provided(preprodConfig()));
+        const nginx = container("vps-stack-preprod-nginx");
+        expect(upload(nginx, NGINX_CERT_FILE).content).toBe(CHAIN);
+        expect(upload(nginx, NGINX_KEY_FILE)).toMatchObject({ content: KEY_PEM, permissions: "0400" });
+        expect(await uploadIsSecret("vps-stack-nginx", NGINX_KEY_FILE)).toBe(true);
+        expect(ofType("tls:index/selfSignedCert:SelfSignedCert")).toEqual([]);
+        expect(ofType("tls:index/locallySignedCert:LocallySignedCert")).toEqual([]);
+        expect(stack.certificates).toBeUndefined();
+    });
+
+    it("with the host's nginx, sends the chain and key in the site command's secret stdin only", async () => {
+        const stack = await build(
+            provided(
+                preprodConfig((c) => {
+                    c.nginx = { mode: "host" };
+                    c.apps[0].hostPort = 8000;
+                    c.apps[1].hostPort = 8010;
+                }),
+            ),
+        );
+        const cmd = byName("vps-stack-host-nginx-site");
+        expect(isWrappedSecret(cmd.raw.stdin)).toBe(true);
+        const [, cert, key] = cmd.inputs.stdin.match(/vps_site_install \S+ '[^']+' '([^']+)' '([^']+)'/);
+        expect(Buffer.from(cert, "base64").toString()).toBe(CHAIN);
+        expect(Buffer.from(key, "base64").toString()).toBe(KEY_PEM);
+        expect(stack.hostSite!.config).not.toContain("PROVIDED");
+        expect(ofType("tls:index/selfSignedCert:SelfSignedCert")).toEqual([]);
+    });
+});
+
 describe("HostNginxSite (nginx.mode host)", () => {
     const hostMode = (c: any) => {
         c.nginx = { mode: "host" };
