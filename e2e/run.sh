@@ -124,6 +124,7 @@ remove_box_state() {
     fi
     rm -f "/etc/nginx/sites-enabled/vps-stack-$STACK_HOST.conf" "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf"
     rm -rf "/etc/vps-stack/vps-stack-$STACK_HOST" "/var/lib/vps-stack/$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload"
+    rm -f /etc/nginx/conf.d/vps-stack-e2e-conflict.conf
 }
 leftovers() { # leftovers: what an earlier run left of the e2e stacks, one line each
     local s
@@ -132,7 +133,7 @@ leftovers() { # leftovers: what an earlier run left of the e2e stacks, one line 
         docker network ls --filter "label=vps-stack.stack=$s" --format 'network {{.Name}}'
         docker volume ls --filter "label=vps-stack.stack=$s" --format 'volume {{.Name}}'
     done
-    for f in "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf" "/etc/vps-stack/vps-stack-$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload"; do
+    for f in "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf" "/etc/vps-stack/vps-stack-$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload" /etc/nginx/conf.d/vps-stack-e2e-conflict.conf; do
         [ -e "$f" ] && echo "file $f"
     done
     return 0
@@ -602,6 +603,29 @@ host_renewal_reloads() {
     echo "serial $before -> $after"
     [ -n "$after" ] && [ "$after" != "$before" ] && health_ok "$STACK_HOST" "$HOST_HTTPS" 1
 }
+# A host whose own nginx config conflicts with the stack's new site (here: an upstream of the same name
+# in conf.d) makes nginx -t fail: pulumi up must fail with nginx's message, leave the previous site in
+# place and keep it serving. Without the conflict, the next pulumi up goes through.
+HOST_CONFLICT=/etc/nginx/conf.d/vps-stack-e2e-conflict.conf
+host_site_has() { grep -q "$1" "$(host_site_file)"; }
+rejected_site_keeps_serving() {
+    local out rc
+    printf 'upstream vps_stack_%s_app_api { server 127.0.0.1:9; }\n' "$STACK_HOST" >"$HOST_CONFLICT"
+    pulumi config set --stack "$STACK_HOST" --path nginx.clientMaxBodySize 20M || return 1
+    out=$(up "$STACK_HOST" 2>&1)
+    rc=$?
+    echo "$out"
+    [ "$rc" -ne 0 ] || { echo "pulumi up succeeded although nginx -t fails"; return 1; }
+    grep -q 'duplicate upstream "vps_stack_'"$STACK_HOST"'_app_api"' <<<"$out" || { echo "nginx's message is not in pulumi up's output"; return 1; }
+    grep -q 'the previous configuration is still serving' <<<"$out" || return 1
+    ! host_site_has 'client_max_body_size 20M;' || { echo "the rejected site replaced the previous one"; return 1; }
+    health_ok "$STACK_HOST" "$HOST_HTTPS" 1
+}
+resolved_conflict_converges() {
+    rm -f "$HOST_CONFLICT"
+    up "$STACK_HOST" && host_site_has 'client_max_body_size 20M;' && health_ok "$STACK_HOST" "$HOST_HTTPS" 1 &&
+        pulumi preview --expect-no-changes --non-interactive --stack "$STACK_HOST"
+}
 destroy_host_stack() { pulumi destroy --yes --non-interactive --stack "$STACK_HOST" && site_removed; }
 host_setup="$E2E/host-nginx.setup.log"
 if host_nginx_box >"$host_setup" 2>&1 && init_host_stack >>"$host_setup" 2>&1; then
@@ -610,6 +634,8 @@ if host_nginx_box >"$host_setup" 2>&1 && init_host_stack >>"$host_setup" 2>&1; t
     check "H3. the API is published on 127.0.0.1 only" api_on_loopback_only
     check "H4. the site is enabled, its certificates root-only (0700/0600)" site_installed
     check "H5. pulumi preview --expect-no-changes" pulumi preview --expect-no-changes --non-interactive --stack "$STACK_HOST"
+    check "H5b. a site the host's nginx rejects (nginx -t) fails pulumi up with nginx's message; the previous site keeps serving" rejected_site_keeps_serving
+    check "H5c. once the host's conflict is gone, pulumi up installs the new site; no changes left" resolved_conflict_converges
     check "H6. switching to tls.mode acme: pulumi up gets a certificate through the host's nginx" switch_host_to_acme
     check "H7. /health with that certificate, verified against the ACME CA's root" host_acme_health
     check "H8. the site reads the ACME file (0600), the old certificates are gone, a cron entry watches the file" host_reads_acme_file
