@@ -3,8 +3,8 @@
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { acmeDirectoryUrl, ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } from "./components/config";
+import { expandHome } from "./components/paths";
 import { readSite } from "./components/static-files";
-import { expandHome } from "./components/vps-host";
 import { VpsStack } from "./components/vps-stack";
 
 function loadStackConfig() {

@@ -9,8 +9,6 @@ import * as pulumi from "@pulumi/pulumi";
 import { expandHome } from "./paths";
 import { knownHostsLine, sshOptions } from "./render/services";
 
-export { expandHome };
-
 export const VPS_HOST_TYPE = "vps-stack:index:VpsHost";
 
 export interface VpsHostArgs {
@@ -42,7 +40,6 @@ export interface HostCommandArgs {
     stdin?: pulumi.Input<string>;
     triggers?: pulumi.Input<any[]>;
 }
-
 
 export class VpsHost extends pulumi.ComponentResource {
     readonly provider: docker.Provider;

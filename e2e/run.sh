@@ -114,6 +114,10 @@ cleanup() {
 # nginx's site, certificates, ACME state and cron entry. Removed at the end, and at the start too: a run
 # that was killed (SIGKILL, a machine stopped mid-run) never reached its cleanup, and its leftovers
 # (running again as soon as dockerd restarts them) would make the first `pulumi up` collide with them.
+# The conflicting upstream that check H5b puts into the host's own nginx config.
+HOST_CONFLICT=/etc/nginx/conf.d/vps-stack-e2e-conflict.conf
+BOX_FILES=("/etc/nginx/sites-enabled/vps-stack-$STACK_HOST.conf" "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf"
+    "/etc/vps-stack/vps-stack-$STACK_HOST" "/var/lib/vps-stack/$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload" "$HOST_CONFLICT")
 remove_box_state() {
     if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
         for s in "$STACK" "$STACK2" "$STACK_HOST"; do
@@ -122,19 +126,17 @@ remove_box_state() {
             docker volume ls -q --filter "label=vps-stack.stack=$s" | xargs -r docker volume rm -f >>"$LOG" 2>&1
         done
     fi
-    rm -f "/etc/nginx/sites-enabled/vps-stack-$STACK_HOST.conf" "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf"
-    rm -rf "/etc/vps-stack/vps-stack-$STACK_HOST" "/var/lib/vps-stack/$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload"
-    rm -f /etc/nginx/conf.d/vps-stack-e2e-conflict.conf
+    rm -rf "${BOX_FILES[@]}"
 }
 leftovers() { # leftovers: what an earlier run left of the e2e stacks, one line each
-    local s
+    local s f
     for s in "$STACK" "$STACK2" "$STACK_HOST"; do
         docker ps -a --filter "label=vps-stack.stack=$s" --format 'container {{.Names}}'
         docker network ls --filter "label=vps-stack.stack=$s" --format 'network {{.Name}}'
         docker volume ls --filter "label=vps-stack.stack=$s" --format 'volume {{.Name}}'
     done
-    for f in "/etc/nginx/sites-available/vps-stack-$STACK_HOST.conf" "/etc/vps-stack/vps-stack-$STACK_HOST" "/etc/cron.d/vps-stack-$STACK_HOST-tls-reload" /etc/nginx/conf.d/vps-stack-e2e-conflict.conf; do
-        [ -e "$f" ] && echo "file $f"
+    for f in "${BOX_FILES[@]}"; do
+        if [ -e "$f" ] || [ -L "$f" ]; then echo "file $f"; fi
     done
     return 0
 }
@@ -435,9 +437,6 @@ check "B5. the app still answers after the restore" health_ok "$STACK" "$HTTPS_P
 
 # -----------------------------------------------------------------------------------------------------
 phase "second stack (ACME)"
-# The second stack takes its certificate from an ACME CA in the box: pebble (Let's Encrypt's test
-# server) with its fake DNS resolving every name to 127.0.0.1. It listens on the Docker bridge's address,
-# which the stack's ACME container reaches, and validates HTTP-01 on the second stack's HTTP port.
 # bridge_address: the host's address on Docker's default bridge, which every container can reach. The
 # network's IPAM config names it only sometimes (not on a fresh Debian dockerd 20.10), docker0 always.
 bridge_address() {
@@ -446,6 +445,9 @@ bridge_address() {
     [ -n "$ip" ] || ip=$(ip -4 -o addr show dev docker0 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')
     [ -n "$ip" ] && echo "$ip"
 }
+# The second stack takes its certificate from an ACME CA in the box: pebble (Let's Encrypt's test
+# server) with its fake DNS resolving every name to 127.0.0.1. It listens on the Docker bridge's address,
+# which the stack's ACME container reaches, and validates HTTP-01 on the second stack's HTTP port.
 acme_box() { # acme_box DIR HTTP_PORT: an ACME server validating HTTP-01 on HTTP_PORT; writes DIR/directory
     { command -v pebble && command -v pebble-challtestsrv && command -v openssl; } >/dev/null 2>&1 || apt_install pebble openssl || return 1
     local d=$1 ip dns_port pebble_port tls_port mgmt_port
@@ -606,7 +608,6 @@ host_renewal_reloads() {
 # A host whose own nginx config conflicts with the stack's new site (here: an upstream of the same name
 # in conf.d) makes nginx -t fail: pulumi up must fail with nginx's message, leave the previous site in
 # place and keep it serving. Without the conflict, the next pulumi up goes through.
-HOST_CONFLICT=/etc/nginx/conf.d/vps-stack-e2e-conflict.conf
 host_site_has() { grep -q "$1" "$(host_site_file)"; }
 rejected_site_keeps_serving() {
     local out rc
