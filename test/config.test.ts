@@ -4,6 +4,9 @@ import { acmeDirectoryUrl, ConfigError, environmentProblems, isPinnedImage, LETS
 import { stackConfig, withRequiredSecrets } from "./mocks";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
+// Host keys as ssh-keyscan prints them (minus the host name), made with ssh-keygen.
+const RSA_KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCovnvuppz66wsv9zzxMI7KP85FLeocCFDHV9aDUEV6ubrLiA+C3ibJLoqtBBp5lzKoBAMrT2p0tj1byE3Ag7lEXqGw8fMd4t3cV/NXVufzDtRrpegN/RQQ2ni6nDvdmrlheutnjtOg6sVJeaeRxvWx+5utU18XQWhuXIZ+qJTqr12NEo4d5IHaSlfCfA3OpVqlpnD7MUDZtO9YLhARTmTrrWN/kwmgV4OUahkm9FtT9ZBfaxQ0bMQPusKwa3/J6PlujjycX7/sSI4z6Y6/3P0exQYTKHwt1p1JNHB5PYKzb8rBjw8Ua+m6iPTTn+0npqUUoo6W6bHHAliWI2m5GJ57";
+const ECDSA384_KEY = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBBW4DFsRCXbX32SnJGnDzakmn2XlMMXOpWrJUU0RAodzdZ6yUB8vduU0uyf4DKm2dpmlGgMp4VVwdoNPrMysSeBmFBu7+7FehMhdaV4JBNlzqbL1gRDbOEcHcrXmVW0n7w==";
 
 function good(): any {
     return {
@@ -48,6 +51,13 @@ const bad: Case[] = [
     ["duplicate routes", (c) => c.apps.push({ name: "web", image: "ghcr.io/acme/web:1.0.0" }), "apps[1].paths"],
     ["hostKey without its type", (c) => (c.host.hostKey = "AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+"), "host.hostKey"],
     ["hostKey with the host name in front", (c) => (c.host.hostKey = `203.0.113.10 ${KEY}`), "host.hostKey"],
+    ["RSA hostKey (the command provider can only offer ssh-rsa/SHA-1)", (c) => (c.host.hostKey = RSA_KEY), "host.hostKey"],
+    ["DSA hostKey", (c) => (c.host.hostKey = `ssh-dss ${KEY.split(" ")[1]}`), "host.hostKey"],
+    ["truncated hostKey", (c) => (c.host.hostKey = KEY.slice(0, -12)), "host.hostKey"],
+    ["ed25519 data labelled ecdsa", (c) => (c.host.hostKey = `ecdsa-sha2-nistp256 ${KEY.split(" ")[1]}`), "host.hostKey"],
+    ["ecdsa-384 data labelled ecdsa-256", (c) => (c.host.hostKey = `ecdsa-sha2-nistp256 ${ECDSA384_KEY.split(" ")[1]}`), "host.hostKey"],
+    ["security-key hostKey type", (c) => (c.host.hostKey = `sk-ssh-ed25519@openssh.com ${KEY.split(" ")[1]}`), "host.hostKey"],
+    ["hostKey with a comment after it", (c) => (c.host.hostKey = `${KEY} root@vps`), "host.hostKey"],
     ["missing address on a VPS stack", (c) => delete c.host.address, "host.address"],
     ["missing hostKey on prod", (c) => delete c.host.hostKey, "host.hostKey", "prod"],
     ["no apps", (c) => (c.apps = []), "apps"],
@@ -212,6 +222,24 @@ describe("loadConfig accepts good config", () => {
         expect(cfg.nginx).toMatchObject({ clientMaxBodySize: "100M", rateLimit: { enabled: true, rate: "10r/s", burst: 20 } });
         expect(cfg.apps[0]).toMatchObject({ port: 8000, healthPath: "/health", replicas: 1, secretDelivery: "file", secrets: { JWT_SECRET: "generate" } });
         expect(cfg.backup).toMatchObject({ schedule: "0 2 * * *", timezone: "UTC", maxAgeHours: 26, retention: { daily: 7, weekly: 4, monthly: 6 } });
+    });
+
+    it.each([
+        ["ed25519", KEY],
+        ["ecdsa P-384", ECDSA384_KEY],
+        ["ed25519 with surrounding whitespace", `  ${KEY}\n`],
+    ])("accepts a pinnable %s host key", (_title, hostKey) => {
+        const raw = good();
+        raw.host.hostKey = hostKey;
+        expect(loadConfig(raw, "preprod").host!.hostKey).toBe(hostKey);
+    });
+
+    it("says why an RSA host key is refused and which key to pin instead", () => {
+        const raw = good();
+        raw.host.hostKey = RSA_KEY;
+        const problem = problemsOf(raw).problems.find((p) => p.path === "host.hostKey")!;
+        expect(problem.message).toMatch(/OpenSSH 8\.8/);
+        expect(problem.fix).toContain("ssh-keyscan -t ed25519");
     });
 
     it("accepts digests, registry ports and the same path on different hosts", () => {
