@@ -44,6 +44,16 @@ export interface NginxProxyArgs {
     cpus: number;
 }
 
+/**
+ * Reloads the proxy container's nginx from inside, after `nginx -t`. Never `docker kill --signal`: Docker
+ * records any `docker kill` as a manual stop, and from then on `restart: unless-stopped` no longer brings
+ * the container back after a crash or a daemon restart (moby/moby#41302), so the first reboot after a
+ * deploy would leave the site down.
+ */
+export function nginxReloadCommand(container: string): string {
+    return `docker exec ${container} nginx -t -q && docker exec ${container} nginx -s reload`;
+}
+
 export class NginxProxy extends pulumi.ComponentResource {
     readonly containerName: string;
     readonly config: string;
@@ -111,10 +121,10 @@ export class NginxProxy extends pulumi.ComponentResource {
         );
 
         // nginx resolves upstream names when it loads its config; after an app container is replaced its
-        // address may change, so reload (HUP re-reads the config and re-resolves).
+        // address may change, so reload (re-reads the config and re-resolves).
         args.host.run(
             `${name}-reload`,
-            { create: `docker kill --signal HUP ${this.containerName} >/dev/null`, triggers: args.upstreams.map((c) => c.id) },
+            { create: nginxReloadCommand(this.containerName), triggers: args.upstreams.map((c) => c.id) },
             { dependsOn: [this.container] },
         );
         this.registerOutputs({ containerName: this.containerName });

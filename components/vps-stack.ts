@@ -6,7 +6,7 @@ import { ApiService } from "./api-service";
 import { BackupJob, backupCommands } from "./backup-job";
 import { acmeDirectoryUrl, StackConfig } from "./config";
 import { HostNginxSite, hostSiteCommand, hostSiteScript } from "./host-nginx-site";
-import { NginxProxy } from "./nginx-proxy";
+import { NginxProxy, nginxReloadCommand } from "./nginx-proxy";
 import { PostgresService } from "./postgres-service";
 import { RedisService } from "./redis-service";
 import { hostRoutes, NginxSite } from "./render/nginx";
@@ -254,8 +254,7 @@ export class VpsStack extends pulumi.ComponentResource {
                 },
                 child,
             );
-            const nginx = this.proxy.containerName;
-            this.acme?.issueThenReload(`${name}-acme-issue`, `docker exec ${nginx} nginx -t -q && docker kill --signal HUP ${nginx} >/dev/null`, [this.proxy.container]);
+            this.acme?.issueThenReload(`${name}-acme-issue`, nginxReloadCommand(this.proxy.containerName), [this.proxy.container]);
         }
 
         if (cfg.backup.enabled) {

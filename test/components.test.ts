@@ -507,7 +507,8 @@ describe("NginxProxy", () => {
         const deps = (rawProps.get("vps-stack-nginx")!.opts.dependsOn as pulumi.Resource[]).length;
         expect(deps).toBe(3);
         const reload = byName("vps-stack-nginx-reload").inputs;
-        expect(reload.create).toContain("docker kill --signal HUP vps-stack-preprod-nginx");
+        // From inside, after nginx -t: a `docker kill` would count as a manual stop and void the restart policy.
+        expect(reload.create).toBe("docker exec vps-stack-preprod-nginx nginx -t -q && docker exec vps-stack-preprod-nginx nginx -s reload");
         expect(reload.triggers).toEqual(["vps-stack-app-api-1-id", "vps-stack-app-api-2-id", "vps-stack-app-web-1-id"]);
     });
 });
@@ -674,7 +675,7 @@ describe("AcmeClient (tls.mode acme)", () => {
         const issue = byName("vps-stack-acme-issue");
         expect(issue.type).toBe(REMOTE_COMMAND);
         expect(issue.inputs.create).toBe(
-            `docker exec vps-stack-preprod-acme sh ${ACME_SCRIPT} issue && docker exec vps-stack-preprod-nginx nginx -t -q && docker kill --signal HUP vps-stack-preprod-nginx >/dev/null`,
+            `docker exec vps-stack-preprod-acme sh ${ACME_SCRIPT} issue && docker exec vps-stack-preprod-nginx nginx -t -q && docker exec vps-stack-preprod-nginx nginx -s reload`,
         );
         expect(issue.inputs.triggers).toEqual(["vps-stack-acme-id", stack.acme!.certName]);
         const deps = rawProps.get("vps-stack-acme-issue")!.opts.dependsOn as pulumi.Resource[];
