@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, ONE_SHOT_LABEL } from "./container-defaults";
 import { pullImage } from "./image";
 import { renderStaticSiteConf } from "./render/static-site";
+import { dockerEnv, execHealthTest, httpHealthTest } from "./sinks/docker";
 import { SiteFile } from "./static-files";
 import { VpsHost } from "./vps-host";
 
@@ -79,10 +80,10 @@ export function secretDelivery(
     };
 }
 
+/** Exec form: the health URL is an argument, never shell text (see httpHealthTest). */
 export function healthTest(a: { port: number; healthPath: string; healthCommand?: string[] }): string[] {
-    if (a.healthCommand) return ["CMD", ...a.healthCommand];
-    const url = `http://127.0.0.1:${a.port}${a.healthPath}`;
-    return ["CMD-SHELL", `curl -fsS -o /dev/null ${url} || wget -q -O /dev/null ${url}`];
+    if (a.healthCommand) return execHealthTest(a.healthCommand);
+    return httpHealthTest(`http://127.0.0.1:${a.port}${a.healthPath}`);
 }
 
 export class ApiService extends pulumi.ComponentResource {
@@ -96,7 +97,7 @@ export class ApiService extends pulumi.ComponentResource {
         const provider = args.host.provider;
         const image = pullImage(`${name}-image`, { ref: args.image, trackTag: args.trackTag }, { parent: this, provider });
         const delivery = secretDelivery(args.secretDelivery, args.secrets);
-        const envs = [...Object.entries(args.env).map(([k, v]) => `${k}=${v}`), ...delivery.envs];
+        const envs = [...Object.entries(args.env).map(([k, v]) => dockerEnv(k, v)), ...delivery.envs];
         const isStatic = args.kind === "static";
         const site = args.staticSite ?? { root: "/usr/share/nginx/html", files: [] };
         const uploads: docker.types.input.ContainerUpload[] = isStatic

@@ -11,6 +11,8 @@ import * as path from "path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck } from "./container-defaults";
+import { cronForScheduler } from "./sinks/cron";
+import { bindHostPathProblem, dockerEnv } from "./sinks/docker";
 import { VpsHost } from "./vps-host";
 
 export const BACKUP_JOB_TYPE = "vps-stack:index:BackupJob";
@@ -77,6 +79,8 @@ export class BackupJob extends pulumi.ComponentResource {
     constructor(name: string, args: BackupJobArgs, opts?: pulumi.ComponentResourceOptions) {
         super(BACKUP_JOB_TYPE, name, {}, opts);
         this.containerName = `${args.prefix}-backup`;
+        const badDirectory = bindHostPathProblem(args.directory);
+        if (badDirectory) throw new pulumi.ResourceError(`backup directory ${JSON.stringify(args.directory)} ${badDirectory}`, this);
         const pgpass = pulumi.secret(pulumi.output(args.postgres.password).apply((password) => pgpassLine({ ...args.postgres, password })));
 
         this.container = new docker.Container(
@@ -88,20 +92,21 @@ export class BackupJob extends pulumi.ComponentResource {
                 entrypoints: [BACKUP_SCRIPT],
                 command: ["schedule"],
                 envs: [
-                    `PGHOST=${args.postgres.host}`,
-                    `PGPORT=${args.postgres.port}`,
-                    `PGUSER=${args.postgres.user}`,
-                    `PGDATABASE=${args.postgres.database}`,
-                    `PGPASSFILE=${BACKUP_PGPASS_FILE}`,
-                    `BACKUP_DIR=${BACKUP_MOUNT}`,
-                    `BACKUP_PREFIX=${args.stack}-${args.postgres.database}`,
-                    `BACKUP_SCHEDULE=${args.schedule}`,
-                    `VERIFY_SCHEDULE=${args.verifySchedule}`,
-                    `TZ=${args.timezone}`,
-                    `KEEP_DAILY=${args.retention.daily}`,
-                    `KEEP_WEEKLY=${args.retention.weekly}`,
-                    `KEEP_MONTHLY=${args.retention.monthly}`,
-                    `MAX_AGE_HOURS=${args.maxAgeHours}`,
+                    dockerEnv("PGHOST", args.postgres.host),
+                    dockerEnv("PGPORT", String(args.postgres.port)),
+                    dockerEnv("PGUSER", args.postgres.user),
+                    dockerEnv("PGDATABASE", args.postgres.database),
+                    dockerEnv("PGPASSFILE", BACKUP_PGPASS_FILE),
+                    dockerEnv("BACKUP_DIR", BACKUP_MOUNT),
+                    dockerEnv("BACKUP_PREFIX", `${args.stack}-${args.postgres.database}`),
+                    // Expanded by cron-parser into value lists: the script only matches lists.
+                    dockerEnv("BACKUP_SCHEDULE", cronForScheduler(args.schedule)),
+                    dockerEnv("VERIFY_SCHEDULE", cronForScheduler(args.verifySchedule)),
+                    dockerEnv("TZ", args.timezone),
+                    dockerEnv("KEEP_DAILY", String(args.retention.daily)),
+                    dockerEnv("KEEP_WEEKLY", String(args.retention.weekly)),
+                    dockerEnv("KEEP_MONTHLY", String(args.retention.monthly)),
+                    dockerEnv("MAX_AGE_HOURS", String(args.maxAgeHours)),
                 ],
                 uploads: [
                     { file: BACKUP_SCRIPT, content: backupScript(), permissions: "0555" },

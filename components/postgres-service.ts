@@ -6,6 +6,7 @@ import { sizeToMiB } from "./config";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "./container-defaults";
 import { pullImage } from "./image";
 import { postgresCommand, postgresUrl, renderPasswordSql, renderPostgresInitSql } from "./render/services";
+import { shellCommand } from "./sinks/shell";
 import { VpsHost } from "./vps-host";
 
 export const POSTGRES_SERVICE_TYPE = "vps-stack:index:PostgresService";
@@ -100,7 +101,9 @@ export class PostgresService extends pulumi.ComponentResource {
                 networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],
                 shmSize: Math.round(sizeToMiB(args.shmSize)),
                 healthcheck: healthcheck({
-                    tests: ["CMD-SHELL", `pg_isready -h 127.0.0.1 -p ${POSTGRES_PORT} -U ${args.user} -d ${args.database}`],
+                    // Kept as CMD-SHELL text (changing it would replace the database container); the words go through the
+                    // shell sink, which leaves the validated identifiers as they always were.
+                    tests: ["CMD-SHELL", shellCommand(["pg_isready", "-h", "127.0.0.1", "-p", String(POSTGRES_PORT), "-U", args.user, "-d", args.database])],
                     interval: "10s",
                     timeout: "5s",
                     retries: 5,
@@ -120,7 +123,7 @@ export class PostgresService extends pulumi.ComponentResource {
         args.host.run(
             `${name}-password`,
             {
-                create: `docker exec -i ${this.containerName} psql -v ON_ERROR_STOP=1 -q -U ${args.user} -d ${args.database}`,
+                create: shellCommand(["docker", "exec", "-i", this.containerName, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", args.user, "-d", args.database]),
                 stdin: pulumi.secret(this.password.apply((p) => renderPasswordSql(args.user, p))),
                 triggers: [this.container.id],
             },

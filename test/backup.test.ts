@@ -4,6 +4,7 @@ import { spawnSync } from "child_process";
 import * as path from "path";
 import { BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupCommands, backupScript, pgpassLine } from "../components/backup-job";
 import { loadConfig } from "../components/config";
+import { cronForScheduler } from "../components/sinks/cron";
 import { VpsStack } from "../components/vps-stack";
 import { CONTAINER, isWrappedSecret, ofType, resetRecorded, settled, setupMocks, tempStateDir } from "./mocks";
 
@@ -125,7 +126,7 @@ describe("retention (pure, through sh)", () => {
 // cron
 // ---------------------------------------------------------------------------------------------------
 
-describe("cron-match (pure, through sh)", () => {
+describe("cron-match (pure, through sh), fed the lists cron-parser expands", () => {
     // [expression, minute, hour, day of month, month, day of week, matches]
     const cases: [string, number, number, number, number, number, boolean][] = [
         ["0 2 * * *", 0, 2, 15, 6, 3, true],
@@ -148,7 +149,11 @@ describe("cron-match (pure, through sh)", () => {
         ["5-10/5 * * * *", 7, 0, 1, 1, 1, false],
     ];
     it.each(cases)("%s at %i:%i dom=%i mon=%i dow=%i → %s", (expr, m, h, dom, mon, dow, expected) => {
-        expect(script(["cron-match", expr, String(m), String(h), String(dom), String(mon), String(dow)]).code === 0).toBe(expected);
+        expect(script(["cron-match", cronForScheduler(expr), String(m), String(h), String(dom), String(mon), String(dow)]).code === 0).toBe(expected);
+    });
+
+    it.each(["*/15 * * * *", "0 22-4 * * *", "0 2 * * mon", "1-5 * * * *", "0 2 * *", "0 2 L * *"])("refuses an unexpanded expression (%s) instead of guessing", (expr) => {
+        expect(script(["cron-match", expr, "0", "2", "1", "1", "1"]).code).toBe(2);
     });
 });
 
@@ -190,6 +195,7 @@ describe("BackupJob", () => {
         expect(c.inputs.envs).toEqual(
             expect.arrayContaining([
                 "BACKUP_SCHEDULE=30 3 * * *",
+                "VERIFY_SCHEDULE=0 4 * * 0",
                 "TZ=Europe/Paris",
                 "KEEP_DAILY=30",
                 "KEEP_WEEKLY=12",

@@ -332,7 +332,8 @@ describe("ApiService", () => {
     it("has a healthcheck on the health path, restart policy, limits, log rotation and hardening", async () => {
         await build(preprodConfig((c) => (c.apps[0].memory = "768m")));
         const api = container("vps-stack-preprod-api-1");
-        expect(api.healthcheck.tests).toEqual(["CMD-SHELL", "curl -fsS -o /dev/null http://127.0.0.1:3001/api/health || wget -q -O /dev/null http://127.0.0.1:3001/api/health"]);
+        // Exec form: the URL is sh's $1, never parsed as shell text.
+        expect(api.healthcheck.tests).toEqual(["CMD", "sh", "-c", 'curl -fsS -o /dev/null "$1" || wget -q -O /dev/null "$1"', "sh", "http://127.0.0.1:3001/api/health"]);
         expect(api.restart).toBe("unless-stopped");
         expect(api.memory).toBe(768);
         expect(api.logOpts).toEqual(LOG_OPTS);
@@ -424,7 +425,7 @@ describe("static sites", () => {
         expect(upload(web, "/usr/share/nginx/html/index.html")).toMatchObject({ contentBase64: Buffer.from("<!doctype html>").toString("base64"), permissions: "0444" });
         expect(upload(web, "/usr/share/nginx/html/assets/app-3f9a1c2b.js").contentBase64).toBe(Buffer.from([0, 1, 2, 255]).toString("base64"));
         expect(web.envs ?? []).toEqual([]);
-        expect(web.healthcheck.tests[1]).toContain("http://127.0.0.1:8080/health");
+        expect(web.healthcheck.tests[web.healthcheck.tests.length - 1]).toBe("http://127.0.0.1:8080/health");
         expect(web.capabilities.adds).toEqual(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"]);
     });
 

@@ -11,10 +11,11 @@
 #   vps-stack-backup status                   markers of the last backup and verification
 #   vps-stack-backup schedule                 run backups and verifications on their cron schedules (the container's main process)
 #   vps-stack-backup retention                read backup names on stdin, print "keep NAME" / "delete NAME" (pure)
-#   vps-stack-backup cron-match EXPR M H DOM MON DOW   exit 0 when the cron expression matches (pure)
+#   vps-stack-backup cron-match LISTS M H DOM MON DOW  exit 0 when the expanded schedule matches (pure)
 #
 # Settings (environment): PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE, BACKUP_DIR, BACKUP_PREFIX,
-# KEEP_DAILY KEEP_WEEKLY KEEP_MONTHLY, MAX_AGE_HOURS, BACKUP_SCHEDULE, VERIFY_SCHEDULE, TZ.
+# KEEP_DAILY KEEP_WEEKLY KEEP_MONTHLY, MAX_AGE_HOURS, BACKUP_SCHEDULE, VERIFY_SCHEDULE (expanded to value
+# lists by the program: see cron-match), TZ.
 set -eu
 # Backups, checksums and markers are the database's contents and metadata: private to the owner.
 umask 077
@@ -371,32 +372,27 @@ cmd_status() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# cron-match: pure. Standard 5-field cron: lists, ranges, steps; day-of-month and day-of-week match
-# either when both are restricted; Sunday is 0 or 7.
+# cron-match: pure. The schedule arrives already expanded by the program (cron-parser, see
+# components/sinks/cron.ts): each of the 5 fields is "*" or a list of integers, so matching is list
+# membership and the cron semantics live in one place. Day of month and day of week match either when both
+# are lists, both when one is "*". Anything else is refused (exit 2) rather than guessed at.
 # ---------------------------------------------------------------------------------------------------
 cron_match() {
     awk -v expr="$1" -v m="$2" -v h="$3" -v dom="$4" -v mon="$5" -v dow="$6" '
-    function field_match(f, v, lo, hi,    parts, n, i, item, step, range, a, b, slash) {
+    function field_match(f, v,    parts, n, i) {
+        if (f == "*") return 1
         n = split(f, parts, ",")
-        for (i = 1; i <= n; i++) {
-            item = parts[i]; step = 1
-            slash = index(item, "/")
-            if (slash) { step = substr(item, slash + 1) + 0; item = substr(item, 1, slash - 1) }
-            if (item == "*") { a = lo; b = hi }
-            else if (index(item, "-")) { split(item, range, "-"); a = range[1] + 0; b = range[2] + 0 }
-            else { a = item + 0; b = (slash ? hi : a) }
-            if (v >= a && v <= b && (v - a) % step == 0) return 1
-        }
+        for (i = 1; i <= n; i++) if (parts[i] + 0 == v) return 1
         return 0
     }
     BEGIN {
         if (split(expr, f, " ") != 5) exit 2
-        d = dow + 0
-        dowm = field_match(f[5], d, 0, 7) || (d == 0 && field_match(f[5], 7, 0, 7))
-        domm = field_match(f[3], dom + 0, 1, 31)
+        for (i = 1; i <= 5; i++) if (f[i] != "*" && f[i] !~ /^[0-9]+(,[0-9]+)*$/) exit 2
+        domm = field_match(f[3], dom + 0)
+        dowm = field_match(f[5], dow + 0)
         if (f[3] != "*" && f[5] != "*") daym = domm || dowm
         else daym = domm && dowm
-        exit !(field_match(f[1], m + 0, 0, 59) && field_match(f[2], h + 0, 0, 23) && field_match(f[4], mon + 0, 1, 12) && daym)
+        exit !(field_match(f[1], m + 0) && field_match(f[2], h + 0) && field_match(f[4], mon + 0) && daym)
     }'
 }
 

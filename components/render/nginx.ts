@@ -1,5 +1,7 @@
 // Renders the proxy's nginx.conf from plain values. Pure and synchronous: tested with snapshots, targeted
-// assertions and a real `nginx -t`; no Pulumi types here.
+// assertions and a real `nginx -t`; no Pulumi types here. Every value from config reaches the text through
+// the nginx sink (nginxToken / nginxString), never by plain interpolation.
+import { nginxString, nginxToken } from "../sinks/nginx";
 
 export interface NginxApp {
     /** App name; the upstream is called `app_<name>`. */
@@ -64,7 +66,7 @@ function acmeChallengeLocation(site: NginxSite): string[] {
     if (!site.acmeWebroot) return [];
     return [
         "location ^~ /.well-known/acme-challenge/ {",
-        `    root ${site.acmeWebroot};`,
+        `    root ${nginxToken(site.acmeWebroot)};`,
         "    default_type text/plain;",
         "    try_files $uri =404;",
         "    access_log off;",
@@ -163,7 +165,7 @@ export function effectiveSettings(site: NginxSite, app: NginxApp): Effective {
 function rateLimitZones(site: NginxSite): string[] {
     const zones = site.apps.flatMap((a) => {
         const rl = effectiveSettings(site, a).rateLimit;
-        return rl.enabled ? [`limit_req_zone $binary_remote_addr zone=${zoneName(site, a.name)}:10m rate=${rl.rate};`] : [];
+        return rl.enabled ? [`limit_req_zone $binary_remote_addr zone=${zoneName(site, a.name)}:10m rate=${nginxToken(rl.rate)};`] : [];
     });
     return zones.length > 0 ? [...zones, ""] : [];
 }
@@ -176,11 +178,11 @@ function zoneName(site: NginxSite, app: string): string {
 // Everything per location: nginx drops inherited add_header lines as soon as a location has its own.
 function locationSettings(e: Effective): string[] {
     return [
-        `client_max_body_size ${e.clientMaxBodySize};`,
-        `proxy_connect_timeout ${e.timeouts.connect};`,
-        `proxy_send_timeout ${e.timeouts.send};`,
-        `proxy_read_timeout ${e.timeouts.read};`,
-        ...e.headers.map(([k, v]) => `add_header ${k} "${v}" always;`),
+        `client_max_body_size ${nginxToken(e.clientMaxBodySize)};`,
+        `proxy_connect_timeout ${nginxToken(e.timeouts.connect)};`,
+        `proxy_send_timeout ${nginxToken(e.timeouts.send)};`,
+        `proxy_read_timeout ${nginxToken(e.timeouts.read)};`,
+        ...e.headers.map(([k, v]) => `add_header ${nginxToken(k)} ${nginxString(v)} always;`),
     ];
 }
 
@@ -195,7 +197,7 @@ function appLocation(site: NginxSite, path: string, app: NginxApp): string[] {
     ];
     const block = (match: string) => [`location ${match} {`, ...indent(body, 1), "}"];
     // "/api" must match /api and /api/..., never /apix.
-    return path === "/" ? block("/") : [...block(`= ${path}`), ...block(`${path}/`)];
+    return path === "/" ? block("/") : [...block(`= ${nginxToken(path)}`), ...block(nginxToken(`${path}/`))];
 }
 
 function hstsValue(h: NginxSite["hsts"]): string {
@@ -207,15 +209,15 @@ function siteBlocks(site: NginxSite): { zones: string[]; map: string[]; upstream
     if (site.apps.length === 0) throw new Error("renderNginxConf: at least one app is required");
     const upstreams = site.apps.flatMap((a) => [
         `upstream ${upstreamName(site, a.name)} {`,
-        ...indent(a.servers.map((s) => `server ${s} max_fails=3 fail_timeout=10s;`), 1),
+        ...indent(a.servers.map((s) => `server ${nginxToken(s)} max_fails=3 fail_timeout=10s;`), 1),
         ...indent(site.keepalive > 0 ? [`keepalive ${site.keepalive};`, "keepalive_timeout 60s;"] : [], 1),
         "}",
         "",
     ]);
 
     const tls = [
-        `ssl_certificate     ${site.certificatePath};`,
-        `ssl_certificate_key ${site.keyPath};`,
+        `ssl_certificate     ${nginxToken(site.certificatePath)};`,
+        `ssl_certificate_key ${nginxToken(site.keyPath)};`,
         "ssl_protocols TLSv1.2 TLSv1.3;",
         "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
         "ssl_prefer_server_ciphers off;",
@@ -232,14 +234,14 @@ function siteBlocks(site: NginxSite): { zones: string[]; map: string[]; upstream
         ...indent(
             [
                 `listen ${listen.https} ssl http2;`,
-                `server_name ${r.host};`,
+                `server_name ${nginxToken(r.host)};`,
                 "",
                 ...tls,
                 "",
                 "location = /health {",
                 ...indent(
                     [
-                        `proxy_pass http://${upstreamName(site, r.healthApp.name)}${r.healthApp.healthPath};`,
+                        `proxy_pass ${nginxToken(`http://${upstreamName(site, r.healthApp.name)}${r.healthApp.healthPath}`)};`,
                         ...proxyHeaders(site),
                         ...locationSettings(effectiveSettings(site, r.healthApp)),
                         "access_log off;",
@@ -285,7 +287,7 @@ export function renderNginxSiteFile(site: NginxSite): string {
         ...b.upstreams,
         "server {",
         `    listen ${listen.http};`,
-        `    server_name ${hosts.join(" ")};`,
+        `    server_name ${hosts.map(nginxToken).join(" ")};`,
         ...indent(acmeChallengeLocation(site), 1),
         "    location / {",
         `        return 301 ${redirectTarget(site)};`,
@@ -309,8 +311,8 @@ export function renderNginxConf(site: NginxSite): string {
     const lines = [
         "# Rendered by vps-stack; changes here are overwritten on the next `pulumi up`.",
         "worker_processes auto;",
-        `pid ${rt.pid};`,
-        `error_log ${rt.errorLog} warn;`,
+        `pid ${nginxToken(rt.pid)};`,
+        `error_log ${nginxToken(rt.errorLog)} warn;`,
         "",
         "events {",
         "    worker_connections 1024;",
@@ -319,7 +321,7 @@ export function renderNginxConf(site: NginxSite): string {
         "http {",
         ...indent(
             [
-                `include ${rt.mimeTypes};`,
+                `include ${nginxToken(rt.mimeTypes)};`,
                 "default_type application/octet-stream;",
                 "server_tokens off;",
                 "sendfile on;",
@@ -327,13 +329,13 @@ export function renderNginxConf(site: NginxSite): string {
                 "keepalive_timeout 65s;",
                 "",
                 `log_format main '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time uct=$upstream_connect_time urt=$upstream_response_time';`,
-                `access_log ${rt.accessLog} main;`,
+                `access_log ${nginxToken(rt.accessLog)} main;`,
                 "",
                 // Defaults; each app location repeats its own values.
-                `client_max_body_size ${site.clientMaxBodySize};`,
-                `proxy_connect_timeout ${site.timeouts.connect};`,
-                `proxy_send_timeout ${site.timeouts.send};`,
-                `proxy_read_timeout ${site.timeouts.read};`,
+                `client_max_body_size ${nginxToken(site.clientMaxBodySize)};`,
+                `proxy_connect_timeout ${nginxToken(site.timeouts.connect)};`,
+                `proxy_send_timeout ${nginxToken(site.timeouts.send)};`,
+                `proxy_read_timeout ${nginxToken(site.timeouts.read)};`,
                 "",
                 "gzip on;",
                 "gzip_vary on;",

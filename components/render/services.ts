@@ -1,5 +1,7 @@
 // Pure renderers for the data services and the SSH transport: redis.conf, PostgreSQL init SQL and server
-// arguments, connection strings, known_hosts and ssh options. No Pulumi types.
+// arguments, connection strings, known_hosts and ssh options. No Pulumi types. SQL text takes names and
+// values only through the SQL sink.
+import { sqlIdentifier, sqlLiteral } from "../sinks/sql";
 
 export interface RedisSettings {
     password: string;
@@ -39,7 +41,7 @@ export function renderRedisConf(s: RedisSettings): string {
 export function renderPostgresInitSql(extensions: string[]): string {
     return [
         "-- Rendered by vps-stack: runs once, when the data directory is first initialised.",
-        ...extensions.map((e) => `CREATE EXTENSION IF NOT EXISTS "${e.replace(/"/g, "")}";`),
+        ...extensions.map((e) => `CREATE EXTENSION IF NOT EXISTS ${sqlIdentifier(e)};`),
         "",
     ].join("\n");
 }
@@ -71,7 +73,7 @@ export function redisUrl(p: { password: string; host: string; port: number }): s
 
 /** SQL that sets the role's password; sent on stdin so it never appears in argv. */
 export function renderPasswordSql(user: string, password: string): string {
-    return `ALTER ROLE "${user.replace(/"/g, "")}" WITH PASSWORD '${password.replace(/'/g, "''")}';\n`;
+    return `ALTER ROLE ${sqlIdentifier(user)} WITH PASSWORD ${sqlLiteral(password)};\n`;
 }
 
 /** One known_hosts line for the pinned key; ssh writes non-22 ports as [host]:port. */

@@ -1,5 +1,7 @@
 // Renders the Nginx server for a static front end (a built SPA): index.html fallback for client-side
-// routes, gzip, a year of caching for content-hashed assets and none for index.html. Pure.
+// routes, gzip, a year of caching for content-hashed assets and none for index.html. Pure; the root goes
+// through the nginx sink.
+import { nginxToken } from "../sinks/nginx";
 
 export interface StaticSite {
     /** Port inside the container. */
@@ -17,7 +19,7 @@ export function renderStaticSiteConf(s: StaticSite): string {
         "server {",
         `    listen ${s.port} default_server;`,
         "    server_name _;",
-        `    root ${s.root};`,
+        `    root ${nginxToken(s.root)};`,
         "    index index.html;",
         "    server_tokens off;",
         "",
