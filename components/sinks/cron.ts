@@ -67,7 +67,9 @@ export function unwrapRanges(expr: string): string | undefined {
 export function parseCron(expr: string): CronParse {
     const fields = expr.trim().split(/\s+/);
     if (fields.length !== 5 || expr.trim() === "") return { problem: `must be a 5-field cron expression (minute hour day-of-month month day-of-week) such as "0 2 * * *"` };
-    const bad = fields.findIndex((f) => !/^[A-Za-z0-9*,/-]+$/.test(f));
+    // Letters only as month or day names: L, W, # and ? have no list form the scheduler could match.
+    const token = (t: string, i: number) => t === "*" || /^\d+$/.test(t) || (i >= 3 && !Number.isNaN(numberOf(t, i)));
+    const bad = fields.findIndex((f, i) => !/^[A-Za-z0-9*,/-]+$/.test(f) || !f.split(/[,/-]/).every((t) => token(t, i)));
     if (bad >= 0) {
         return { problem: `has "${fields[bad]}" as its ${FIELD_NAMES[bad]}: only numbers, names (mon, jan), *, lists (,), ranges (-) and steps (/) are supported` };
     }
