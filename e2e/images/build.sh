@@ -37,7 +37,7 @@ image_tags() {
 		postgres) echo "postgres:16-alpine" ;;
 		redis) echo "redis:7-alpine" ;;
 		nginx) echo "nginx:1.27-alpine" ;;
-		demo-api) echo "vps-stack-demo-api:1 vps-stack-demo-api:2" ;;
+		demo-api) echo "vps-stack-demo-api:1 vps-stack-demo-api:2 vps-stack-demo-api:broken" ;;
 		certbot) echo "certbot/certbot:v5.7.0" ;;
 		*) return 1 ;;
 	esac

@@ -4,6 +4,8 @@
 Standard library HTTP server plus psycopg2 and redis-py. Endpoints:
 
   GET /        -> 200 {"service": ..., "version": ..., "hostname": ...}
+  GET|POST /slow?seconds=N -> 200 after N seconds (at most 30): a long request, to prove releases drain
+  POST /echo   -> 200 {"bytes": <length of the body read>, "version": ...}
   GET /health  -> 200 {"status": "ok", "version": ..., "checks": {"postgres": {"ok": true, ...},
                                                                   "redis": {"ok": true, ...}}}
                   503 with "status": "error" and the failing check's "error" when Postgres or
@@ -17,6 +19,10 @@ Settings (environment variables):
   REDIS_URL / REDIS_URL_FILE          redis://:password@host:6379/0
 The *_FILE variants name a file holding the URL (e.g. a Docker secret). They are read on
 every health check, so rotating a secret file needs no restart.
+
+On SIGTERM the server stops accepting connections and finishes the requests in flight before it
+exits, as an app behind a draining proxy should. The version "broken" (the image tag
+vps-stack-demo-api:broken) always fails its health check: the bad release of the e2e.
 """
 
 import json
@@ -97,6 +103,8 @@ def run_check(fn):
 
 
 def health():
+    if version() == "broken":
+        return 503, {"status": "error", "version": version(), "error": "this release is broken on purpose"}
     futures = {name: _pool.submit(run_check, fn) for name, fn in CHECKS.items()}
     checks = {name: future.result() for name, future in futures.items()}
     ok = all(check["ok"] for check in checks.values())
@@ -107,6 +115,9 @@ def health():
 class Handler(BaseHTTPRequestHandler):
     server_version = SERVICE
     protocol_version = "HTTP/1.1"
+    # Idle keep-alive connections close after this long: longer than the proxy's upstream keepalive
+    # timeout (60 s), so the proxy never sends a request on a connection the app is closing.
+    timeout = 75
 
     def _send(self, status, body, head_only=False):
         payload = (json.dumps(body) + "\n").encode()
@@ -118,9 +129,24 @@ class Handler(BaseHTTPRequestHandler):
         if not head_only:
             self.wfile.write(payload)
 
+    def _query(self):
+        query = self.path.partition("?")[2]
+        return dict(p.partition("=")[::2] for p in query.split("&") if p)
+
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
     def _route(self, head_only):
         path = self.path.split("?", 1)[0]
-        if path == "/health":
+        if path == "/slow":
+            try:
+                seconds = min(30.0, max(0.0, float(self._query().get("seconds", "5"))))
+            except ValueError:
+                seconds = 5.0
+            time.sleep(seconds)
+            status, body = 200, {"slept": seconds, "version": version()}
+        elif path == "/health":
             status, body = health()
         elif path == "/":
             status, body = 200, {
@@ -135,6 +161,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._route(head_only=False)
 
+    def do_POST(self):
+        path = self.path.split("?", 1)[0]
+        data = self._body()
+        if path == "/echo":
+            self._send(200, {"bytes": len(data), "version": version()})
+        else:
+            self._route(head_only=False)
+
     def do_HEAD(self):
         self._route(head_only=True)
 
@@ -145,7 +179,9 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     host = os.environ.get("HOST", "0.0.0.0")
     port = int(os.environ.get("PORT", "8000"))
-    ThreadingHTTPServer.daemon_threads = True
+    # Non-daemon request threads: server_close() waits for the requests in flight (a graceful stop).
+    ThreadingHTTPServer.daemon_threads = False
+    ThreadingHTTPServer.block_on_close = True
     ThreadingHTTPServer.allow_reuse_address = True
     server = ThreadingHTTPServer((host, port), Handler)
 
