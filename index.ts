@@ -10,8 +10,15 @@ import { VpsStack } from "./components/vps-stack";
 function loadStackConfig() {
     try {
         const stack = pulumi.getStack();
-        const cfg = loadConfig(rawConfigFromPulumi(pulumi.runtime.allConfig()), stack);
-        const problems = environmentProblems(cfg, { sshAuthSock: process.env.SSH_AUTH_SOCK, fileExists: (p) => fs.existsSync(expandHome(p)), loadSite: (s) => readSite(s) });
+        const all = pulumi.runtime.allConfig();
+        // Every namespace's keys, so that a misspelt `vps-stak:…` is reported rather than ignored.
+        const cfg = loadConfig(rawConfigFromPulumi(all), stack, new Date(), Object.keys(all));
+        const problems = environmentProblems(cfg, {
+            sshAuthSock: process.env.SSH_AUTH_SOCK,
+            fileExists: (p) => fs.existsSync(expandHome(p)),
+            readFile: (p) => fs.readFileSync(expandHome(p), "utf8"),
+            loadSite: (s) => readSite(s),
+        });
         if (problems.length > 0) throw new ConfigError(stack, problems);
         return cfg;
     } catch (e) {

@@ -3,7 +3,11 @@
 // Pure: no Pulumi runtime calls here, so the whole thing is tested without mocks.
 import { z } from "zod";
 import { validateProvidedCertificate } from "./provided-certificate";
-import { hostKeyProblem } from "./ssh-keys";
+import { bindHostPathProblem } from "./sinks/docker";
+import { maxGapMinutes, parseCron } from "./sinks/cron";
+import { nginxValueProblem } from "./sinks/nginx";
+import { shellWord } from "./sinks/shell";
+import { hostKeyProblem, privateKeyProblem } from "./ssh-keys";
 import { SITE_ARCHIVE_RE, SiteFile } from "./static-files";
 
 export const PROJECT = "vps-stack";
@@ -22,7 +26,10 @@ const ENV_NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
 const SQL_IDENT_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 const APP_NAME_RE = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$/;
 const DURATION_RE = /^\d+(ms|s|m|h)$/;
-const CRON_FIELD_RE = /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/;
+// Each repetition ends in "/", so there is one way to match any input: linear time, no backtracking blowup.
+const ROUTE_PATH_RE = /^\/(?:[a-zA-Z0-9._~-]+\/)*[a-zA-Z0-9._~-]*$/;
+// A URL path and query (RFC 3986 characters) without "$", which nginx would expand in proxy_pass.
+const HEALTH_PATH_RE = /^\/[A-Za-z0-9._~!&'()*+,;=:@%/?-]*$/;
 
 /** Parses "512m", "1g", "2GB", "256MB" into mebibytes. Returns NaN when malformed. */
 export function sizeToMiB(size: string): number {
@@ -43,7 +50,8 @@ const port = z.number().int("must be an integer").min(1, "must be between 1 and 
 function memory(defaultValue: string, description: string) {
     return z
         .string()
-        .regex(SIZE_RE, "must be a size such as 512m or 2g")
+        // abort: a malformed size has no magnitude to compare, so the range checks would only add noise.
+        .regex(SIZE_RE, { message: "must be a size such as 512m or 2g (a positive number and a unit)", abort: true })
         .refine((s) => sizeToMiB(s) >= 16, "is too small: at least 16m")
         .refine((s) => sizeToMiB(s) <= 256 * 1024, "is absurd: at most 256g")
         .default(defaultValue)
@@ -107,7 +115,7 @@ const acmeSchema = z
     .strictObject({
         email: z
             .string()
-            .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "must be an e-mail address such as admin@example.com")
+            .regex(/^[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+$/, "must be an e-mail address such as admin@example.com")
             .optional()
             .describe("Account e-mail given to the ACME server (required with tls.mode acme)."),
         staging: z
@@ -201,7 +209,15 @@ const appSchema = z.strictObject({
                 .regex(SITE_ARCHIVE_RE, "must be a .tar, .tar.gz or .tgz file, e.g. ./web/dist.tar.gz")
                 .optional()
                 .describe("Local archive of the built site (.tar, .tar.gz or .tgz, e.g. a CI artifact; relative to the project), unpacked and uploaded like static.dir. A single top-level directory holding index.html is taken as the site root."),
-            root: z.string().regex(/^\/[^\0]*$/, "must be an absolute path").default("/usr/share/nginx/html").describe("Where the site lives inside the container."),
+            root: z
+                .string()
+                .regex(/^\//, "must be an absolute path")
+                .superRefine((v, ctx) => {
+                    const problem = nginxValueProblem(v);
+                    if (problem) ctx.addIssue({ code: "custom", message: problem });
+                })
+                .default("/usr/share/nginx/html")
+                .describe("Where the site lives inside the container."),
         })
         .optional()
         .describe("The site of a static app: a local build directory or archive, or a path inside its image."),
@@ -225,7 +241,11 @@ const appSchema = z.strictObject({
                 .optional()
                 .describe("Proxy timeouts for this app (default nginx.timeouts)."),
             headers: z
-                .record(z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "must be an HTTP header name"), z.string().regex(/^[^"\n]*$/, "must not contain quotes or newlines"))
+                .record(
+                    z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "must be an HTTP header name"),
+                    // HTTP field values are visible ASCII and spaces; nginx expands "$", with no escape for it.
+                    z.string().regex(/^[\x20-\x7e]*$/, "must be printable ASCII without newlines or tabs").refine((v) => !v.includes("$"), 'must not contain "$": nginx would expand it as a variable'),
+                )
                 .optional()
                 .describe('Response headers added to (or, by the same name, replacing) the security headers; "" removes one. E.g. Content-Security-Policy.'),
         })
@@ -235,7 +255,11 @@ const appSchema = z.strictObject({
     hostPort: port
         .optional()
         .describe('nginx.mode "host" only: replicas are published on 127.0.0.1:hostPort, hostPort+1, … (seed 000: 8000); never on a public address.'),
-    healthPath: z.string().regex(/^\/[\x21-\x7e]*$/, "must be a path starting with /").default("/health").describe("HTTP path of the health endpoint."),
+    healthPath: z
+        .string()
+        .regex(HEALTH_PATH_RE, 'must be a URL path starting with / (letters, digits and -._~!&\'()*+,;=:@%/?; no spaces, quotes or "$")')
+        .default("/health")
+        .describe("HTTP path of the health endpoint."),
     healthCommand: z.array(z.string().min(1)).min(1).optional().describe('Healthcheck command (Docker CMD form) when the image has neither curl nor wget, e.g. ["node","healthcheck.js"].'),
     command: z.array(z.string().min(1)).min(1).optional().describe("Overrides the image's command."),
     migrate: z
@@ -246,7 +270,7 @@ const appSchema = z.strictObject({
         .describe("Runs once per new image or config, before the app's containers are replaced; a failure stops `pulumi up` and the running version keeps serving."),
     hosts: z.array(hostname).min(1).optional().describe("Host names routed to this app (default: the stack's domain)."),
     paths: z
-        .array(z.string().regex(/^\/([a-zA-Z0-9._~-]+\/?)*$/, "must be a path prefix such as /api"))
+        .array(z.string().regex(ROUTE_PATH_RE, "must be a path prefix such as /api (letters, digits and -._~ between single slashes)"))
         .min(1)
         .default(["/"])
         .describe("Path prefixes routed to this app on its hosts."),
@@ -328,41 +352,26 @@ const nginxSchema = z
     })
     .describe("The Nginx reverse proxy.");
 
-function cronValid(expr: string): boolean {
-    const fields = expr.trim().split(/\s+/);
-    if (fields.length !== 5) return false;
-    const ranges: [number, number][] = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
-    return fields.every((f, i) => {
-        if (!CRON_FIELD_RE.test(f)) return false;
-        return (f.match(/\d+/g) ?? []).every((n, j, all) => {
-            // numbers after "/" are steps, not values
-            const isStep = f.includes("/") && j === all.length - 1 && f.endsWith(n) && /\/\d+$/.test(f);
-            const v = Number(n);
-            return isStep ? v >= 1 : v >= ranges[i][0] && v <= ranges[i][1];
-        });
-    });
-}
+// Cron expressions and time zones are checked for meaning in loadConfig (checkBackup), where a problem can
+// carry a fix built from what the user wrote (a wrapped range rewritten, a time zone's right case).
+const cron = (def: string, description: string) => z.string().default(def).describe(description);
 
-const cron = (def: string, description: string) =>
-    z.string().refine(cronValid, 'must be a 5-field cron expression such as "0 2 * * *"').default(def).describe(description);
+/** Room for a monthly schedule (a 744h gap) plus the 2h margin. */
+const MAX_AGE_HOURS_LIMIT = 24 * 32;
 
 const backupSchema = z
     .strictObject({
         enabled: z.boolean().default(true).describe("Schedule database backups."),
         schedule: cron("0 2 * * *", "When backups run (cron, in `timezone`)."),
-        timezone: z
+        timezone: z.string().default("UTC").describe("Time zone of the schedules: a canonical IANA name such as Europe/Paris (the container's tz database is case-sensitive)."),
+        directory: z
             .string()
-            .refine((tz) => {
-                try {
-                    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-                    return true;
-                } catch {
-                    return false;
-                }
-            }, "must be an IANA time zone such as Europe/Paris")
-            .default("UTC")
-            .describe("Time zone of the schedules."),
-        directory: z.string().regex(/^\/[^\0]*$/, "must be an absolute path").optional().describe("Backup directory on the host (default /var/backups/vps-stack/<stack>)."),
+            .superRefine((v, ctx) => {
+                const problem = bindHostPathProblem(v);
+                if (problem) ctx.addIssue({ code: "custom", message: problem });
+            })
+            .optional()
+            .describe("Backup directory on the host (default /var/backups/vps-stack/<stack>)."),
         retention: z
             .strictObject({
                 daily: z.number().int().min(1, "must keep at least 1").max(3650).default(7).describe("Daily backups kept."),
@@ -371,7 +380,13 @@ const backupSchema = z
             })
             .prefault({})
             .describe("How many backups are kept."),
-        maxAgeHours: z.number().int().min(1).max(24 * 31).default(26).describe("The backup check fails when the last good backup is older than this."),
+        maxAgeHours: z
+            .number()
+            .int()
+            .min(1)
+            .max(MAX_AGE_HOURS_LIMIT)
+            .default(26)
+            .describe("The backup check fails when the last good backup is older than this; it must exceed the longest gap between two scheduled backups by 2h."),
         verifySchedule: cron("0 4 * * 0", "When the latest backup is test-restored (cron, in `timezone`)."),
         memory: memory("512m", "Memory limit of the backup container."),
         cpus: cpus(1, "CPU limit of the backup container."),
@@ -434,13 +449,15 @@ export interface ConfigProblem {
     message: string;
     /** A command that fixes it. */
     fix: string;
+    /** Set for a key outside the project's namespace (e.g. a misspelt `vps-stak:backup`). */
+    namespace?: string;
 }
 
 export class ConfigError extends Error {
     constructor(public readonly stack: string, public readonly problems: ConfigProblem[]) {
         super(
             `Stack "${stack}" has ${problems.length} configuration problem${problems.length === 1 ? "" : "s"}; nothing was deployed:\n` +
-                problems.map((p) => `  - ${PROJECT}:${p.path} ${p.message}\n      fix: ${p.fix}`).join("\n"),
+                problems.map((p) => `  - ${p.namespace ?? PROJECT}:${p.path} ${p.message}\n      fix: ${p.fix}`).join("\n"),
         );
         this.name = "ConfigError";
     }
@@ -512,21 +529,32 @@ const EXAMPLES: Record<string, string> = {
     "backup.maxAgeHours": "26",
 };
 
-function formatPath(path: readonly PropertyKey[]): string {
+/**
+ * A path in `pulumi config --path` syntax: names that Pulumi's path parser reads as one segment are written
+ * `.name`, anything else (a dot, a space, a quote…) `["name"]`.
+ */
+export function formatPath(path: readonly PropertyKey[]): string {
     let out = "";
     for (const seg of path) {
         if (typeof seg === "number") out += `[${seg}]`;
+        else if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(seg))) out += `[${JSON.stringify(String(seg))}]`;
         else out += out === "" ? String(seg) : `.${String(seg)}`;
     }
     return out;
 }
 
-function fixFor(path: string, opts: { unset?: boolean; secret?: boolean } = {}): string {
-    if (opts.unset) return `pulumi config rm --path '${path}'`;
+/** A config path as one shell word: single-quoted as the docs write it, escaped when it holds a quote. */
+function pathWord(path: string): string {
+    return path.includes("'") ? shellWord(path) : `'${path}'`;
+}
+
+function fixFor(path: string, opts: { unset?: boolean; secret?: boolean; value?: string } = {}): string {
+    if (opts.unset) return `pulumi config rm --path ${pathWord(path)}`;
+    if (opts.value !== undefined) return `pulumi config set${opts.secret ? " --secret" : ""} --path ${pathWord(path)} ${shellWord(opts.value)}`;
     const generic = path.replace(/\[\d+\]/g, "[]");
     const example = EXAMPLES[generic] ?? EXAMPLES[generic.replace(/\[\]$/, "")];
     if (example?.startsWith("--path")) return `pulumi config set ${example}`;
-    return `pulumi config set${opts.secret ? " --secret" : ""} --path '${path}' ${example ?? "<value>"}`;
+    return `pulumi config set${opts.secret ? " --secret" : ""} --path ${pathWord(path)} ${example ?? "<value>"}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -581,6 +609,27 @@ export const RESERVED_APP_NAMES = ["postgres", "redis", "nginx", "backup", "acme
 
 const TOP_LEVEL_KEYS = Object.keys(configSchema.shape);
 
+const TYPE_NAMES: Record<string, string> = { boolean: "a boolean (true or false)", number: "a number", int: "an integer", string: "a string", array: "a list", object: "a map of keys" };
+
+/** What the user gave, for "expected X, got Y"; never the value of a secret. */
+function describeInput(v: unknown, secret: boolean): string {
+    if (v === null) return "null";
+    if (Array.isArray(v)) return "a list";
+    if (typeof v === "object") return `a map (keys: ${Object.keys(v as object).slice(0, 5).join(", ")})`;
+    if (secret) return `a ${typeof v}`;
+    if (typeof v === "string") return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v)}`;
+    return `the ${typeof v} ${String(v)}`;
+}
+
+/** `apps` given as a map ({ api: {...} }) rather than a list: a fix that rebuilds it as a list. */
+function appsMapFix(input: Record<string, unknown>): string {
+    const sets = Object.entries(input).flatMap(([name, app], i) => {
+        const image = app && typeof app === "object" && typeof (app as any).image === "string" ? (app as any).image : "ghcr.io/acme/api:1.4.2";
+        return [`pulumi config set --path 'apps[${i}].name' ${shellWord(name)}`, `pulumi config set --path 'apps[${i}].image' ${shellWord(image)}`];
+    });
+    return [`pulumi config rm ${PROJECT}:apps`, ...sets].join(" && ");
+}
+
 function zodProblems(issues: z.core.$ZodIssue[]): ConfigProblem[] {
     const out: ConfigProblem[] = [];
     for (const issue of issues) {
@@ -592,10 +641,26 @@ function zodProblems(issues: z.core.$ZodIssue[]): ConfigProblem[] {
             continue;
         }
         const path = formatPath(issue.path);
-        const message = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message.replace(/^Invalid input: /, "");
-        out.push({ path, message, fix: fixFor(path, { secret: path.startsWith("secrets") }) });
+        const secret = path.startsWith("secrets");
+        if (issue.code === "invalid_key") {
+            // A bad name in a map: setting it again cannot help, removing it (and adding the right one) does.
+            const reason = (issue.issues[0]?.message ?? issue.message).replace(/^Invalid input: /, "");
+            out.push({ path, message: `has a key that ${reason}`, fix: fixFor(path, { unset: true }) });
+            continue;
+        }
+        if (issue.code === "invalid_type" && path === "apps" && issue.input && typeof issue.input === "object" && !Array.isArray(issue.input)) {
+            out.push({ path, message: "must be a list of apps (- name: api …), not a map keyed by name", fix: appsMapFix(issue.input as Record<string, unknown>) });
+            continue;
+        }
+        let message: string;
+        if (issue.code === "invalid_type") {
+            message = issue.input === undefined ? "is required" : `expected ${TYPE_NAMES[issue.expected] ?? issue.expected}, got ${describeInput(issue.input, secret)}`;
+        } else message = issue.message.replace(/^Invalid input: /, "");
+        out.push({ path, message, fix: fixFor(path, { secret }) });
     }
-    return out;
+    // One line per key: the first problem is the one to fix; the next ones usually follow from it.
+    const seen = new Set<string>();
+    return out.filter((p) => !seen.has(p.path) && seen.add(p.path));
 }
 
 function deleteAt(root: any, path: readonly PropertyKey[]): void {
@@ -614,12 +679,18 @@ function deleteAt(root: any, path: readonly PropertyKey[]): void {
 function repairedParse(raw: RawConfigMap): Parsed | undefined {
     const copy = structuredClone(raw);
     for (let round = 0; round < 8; round++) {
-        const r = configSchema.safeParse(copy);
+        const r = configSchema.safeParse(copy, { reportInput: true });
         if (r.success) return r.data;
         // Deepest paths first, so deleting one does not shift the index of another.
         const paths = r.error.issues
             .flatMap((i) => {
                 if (i.code === "unrecognized_keys") return i.keys.map((k) => [...i.path, k]);
+                // An app without a usable name keeps its other checks under a stand-in name.
+                if (i.path.length === 3 && i.path[0] === "apps" && i.path[2] === "name") {
+                    const app = (copy as any).apps?.[i.path[1] as number];
+                    if (app && typeof app === "object") app.name = `unnamed-app-${String(i.path[1])}`;
+                    return [];
+                }
                 // A missing required field cannot fall back: drop the object that holds it.
                 return i.code === "invalid_type" && i.input === undefined ? [i.path.slice(0, -1)] : [i.path];
             })
@@ -636,6 +707,8 @@ export interface DeployEnvironment {
     sshAuthSock?: string;
     /** Tells whether a file exists (the private key); injected so this stays testable. */
     fileExists: (path: string) => boolean;
+    /** Reads the private key's text, to check that it is a private key usable without a passphrase. */
+    readFile?: (path: string) => string;
     /**
      * Reads a static app's site as it will be uploaded (see readSite); throws an Error that completes
      * "<dir or archive> …". Checked here so that a missing, empty or oversized site fails with the other
@@ -673,21 +746,133 @@ export function environmentProblems(cfg: StackConfig, env: DeployEnvironment): C
 function sshProblems(cfg: StackConfig, env: DeployEnvironment): ConfigProblem[] {
     if (!cfg.host) return [];
     if (cfg.host.privateKeyPath) {
-        return env.fileExists(cfg.host.privateKeyPath)
-            ? []
-            : [{ path: "host.privateKeyPath", message: `(${cfg.host.privateKeyPath}) does not exist on this machine`, fix: fixFor("host.privateKeyPath") }];
+        const file = cfg.host.privateKeyPath;
+        if (!env.fileExists(file)) return [{ path: "host.privateKeyPath", message: `(${file}) does not exist on this machine`, fix: fixFor("host.privateKeyPath") }];
+        const problem = env.readFile ? privateKeyProblem(env.readFile(file)) : undefined;
+        if (!problem) return [];
+        const fix = problem.startsWith("is a public key") && file.endsWith(".pub")
+            ? fixFor("host.privateKeyPath", { value: file.slice(0, -4) })
+            : problem.startsWith("is encrypted")
+              ? `${fixFor("host.privateKeyPath", { unset: true })}   # then: ssh-add ${shellWord(file)}`
+              : fixFor("host.privateKeyPath");
+        return [{ path: "host.privateKeyPath", message: `(${file}) ${problem}`, fix }];
     }
     return env.sshAuthSock
         ? []
         : [{ path: "host.privateKeyPath", message: "is not set and no SSH agent is running (SSH_AUTH_SOCK is empty)", fix: `${fixFor("host.privateKeyPath")}   # or start ssh-agent and ssh-add your key` }];
 }
 
+/** Settings of the Nginx container that the host's own nginx (nginx.mode "host") has no use for. */
+const CONTAINER_ONLY_NGINX_KEYS = ["image", "memory", "cpus"] as const;
+
+/** A name for a renamed duplicate app that no app uses and the schema accepts. */
+function freeAppName(name: string, taken: Set<string>): string {
+    for (let n = 2; ; n++) {
+        const candidate = `${name.slice(0, 32 - String(n).length - 1).replace(/-+$/, "")}-${n}`;
+        if (!taken.has(candidate) && !RESERVED_APP_NAMES.includes(candidate)) return candidate;
+    }
+}
+
+/** A path prefix for app `name` that no app serves on any of `hosts` (nor claims further on). */
+function freeRoute(name: string, hosts: string[], routes: Map<string, string>, apps: { paths: string[] }[]): string {
+    const claimed = new Set(apps.flatMap((a) => a.paths.map((p) => (p === "/" ? "/" : p.replace(/\/+$/, "")))));
+    for (let n = 1; ; n++) {
+        const candidate = n === 1 ? `/${name}` : `/${name}-${n}`;
+        if (!claimed.has(candidate) && hosts.every((h) => !routes.has(`${h}${candidate}`))) return candidate;
+    }
+}
+
+/**
+ * The time zone as the container's tz database spells it (its file names are case-sensitive, and an
+ * unknown name silently means UTC), or a problem with the right spelling.
+ */
+export function timeZoneProblem(tz: string): { message: string; suggestion?: string } | undefined {
+    const known = Intl.supportedValuesOf("timeZone");
+    if (known.includes(tz) || tz === "UTC" || tz === "Etc/UTC") return undefined;
+    const sameLetters = known.find((k) => k.toLowerCase() === tz.toLowerCase()) ?? (tz.toLowerCase() === "utc" ? "UTC" : undefined);
+    if (sameLetters) return { message: `("${tz}") must be spelt "${sameLetters}": the tz database is case-sensitive, and an unknown name silently means UTC`, suggestion: sameLetters };
+    let resolved: string;
+    try {
+        resolved = new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
+    } catch {
+        return { message: `("${tz}") is not an IANA time zone such as Europe/Paris` };
+    }
+    // A link such as Asia/Kolkata or Europe/Kyiv: accepted when written with the database's capitals.
+    const titled = tz.replace(/[A-Za-z]+/g, (w) => (w.length <= 3 && w === w.toUpperCase() ? w : w[0].toUpperCase() + w.slice(1).toLowerCase()));
+    if (tz === titled || tz === tz.toUpperCase()) return undefined;
+    return { message: `("${tz}") must be spelt as in the tz database (e.g. "${resolved}"); an unknown name silently means UTC`, suggestion: resolved };
+}
+
+/** Margin over the longest gap between backups: the backup's own run time and a DST change. */
+export const BACKUP_AGE_MARGIN_HOURS = 2;
+
+function checkBackup(b: Parsed["backup"], add: (p: ConfigProblem) => void): void {
+    for (const key of ["schedule", "verifySchedule"] as const) {
+        const r = parseCron(b[key]);
+        if ("problem" in r) {
+            const example = key === "schedule" ? "0 2 * * *" : "0 4 * * 0";
+            add({ path: `backup.${key}`, message: `("${b[key]}") ${r.problem}`, fix: fixFor(`backup.${key}`, { value: r.suggestion ?? example }) });
+        }
+    }
+    const tz = timeZoneProblem(b.timezone);
+    if (tz) add({ path: "backup.timezone", message: tz.message, fix: fixFor("backup.timezone", { value: tz.suggestion ?? "Europe/Paris" }) });
+    const schedule = parseCron(b.schedule);
+    if (!b.enabled || !("schedule" in schedule)) return;
+    const gapHours = Math.ceil(maxGapMinutes(schedule.schedule) / 60);
+    const needed = gapHours + BACKUP_AGE_MARGIN_HOURS;
+    if (b.maxAgeHours >= needed) return;
+    const why = `the schedule "${b.schedule}" leaves up to ${gapHours}h between backups, so the backup check would fail between two good backups`;
+    if (needed <= MAX_AGE_HOURS_LIMIT) {
+        add({ path: "backup.maxAgeHours", message: `(${b.maxAgeHours}) must be at least ${needed}: ${why}`, fix: fixFor("backup.maxAgeHours", { value: String(needed) }) });
+    } else {
+        add({ path: "backup.schedule", message: `("${b.schedule}") runs too rarely: ${why}, and backup.maxAgeHours is at most ${MAX_AGE_HOURS_LIMIT}`, fix: fixFor("backup.schedule", { value: "0 2 * * *" }) });
+    }
+}
+
+function editDistance(a: string, b: string): number {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+    for (let j = 1; j <= b.length; j++) d[0][j] = j;
+    for (let i = 1; i <= a.length; i++) {
+        for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    return d[a.length][b.length];
+}
+
+/**
+ * Keys of other namespaces that look like a typo of ours (`vps-stak:backup`, `vps_stack:backup`): Pulumi
+ * keeps them, the program never reads them, and the stack would silently run on defaults.
+ * `otherKeys` are full keys (`namespace:key`) as pulumi.runtime.allConfig() lists them.
+ */
+export function namespaceProblems(otherKeys: string[], ownKeys: string[], stack: string): ConfigProblem[] {
+    const out: ConfigProblem[] = [];
+    for (const full of otherKeys) {
+        const idx = full.indexOf(":");
+        if (idx < 0) continue;
+        const ns = full.slice(0, idx);
+        const key = full.slice(idx + 1);
+        if (ns === PROJECT) continue;
+        const squashed = ns.toLowerCase().replace(/[^a-z0-9]/g, "");
+        if (squashed !== PROJECT.replace(/-/g, "") && editDistance(ns.toLowerCase(), PROJECT) > 2) continue;
+        const top = key.split(/[.[]/)[0];
+        const clash = ownKeys.includes(top);
+        out.push({
+            namespace: ns,
+            path: key,
+            message: `looks like a typo of ${PROJECT}:${key}; the program only reads ${PROJECT}:* keys, so this value is ignored${clash ? ` (${PROJECT}:${top} is also set: move what you need into it)` : ""}`,
+            fix: clash
+                ? `pulumi config rm ${shellWord(full)}`
+                : `sed -i ${shellWord(`s/^  ${ns.replace(/[.*[\]^$\\/]/g, "\\$&")}:${key.replace(/[.*[\]^$\\/]/g, "\\$&")}:/  ${PROJECT}:${key.replace(/[&\\/]/g, "\\$&")}:/`)} Pulumi.${stack}.yaml`,
+        });
+    }
+    return out;
+}
+
 /**
  * Validates the raw config for `stack` and resolves stack-dependent defaults. Throws a ConfigError that
  * lists every problem at once.
  */
-export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Date()): StackConfig {
-    const problems: ConfigProblem[] = [];
+export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Date(), otherKeys: string[] = []): StackConfig {
+    const problems: ConfigProblem[] = [...namespaceProblems(otherKeys, Object.keys(raw), stack)];
     const local = (LOCAL_STACKS as readonly string[]).includes(stack);
 
     // Unknown top-level keys get a "did you mean" rather than zod's generic message.
@@ -700,9 +885,9 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
             });
         }
     }
-    const known = Object.fromEntries(Object.entries(raw).filter(([k]) => TOP_LEVEL_KEYS.includes(k)));
+    const known: Record<string, unknown> = Object.fromEntries(Object.entries(raw).filter(([k]) => TOP_LEVEL_KEYS.includes(k)));
 
-    const result = configSchema.safeParse(known);
+    const result = configSchema.safeParse(known, { reportInput: true });
     if (!result.success) problems.push(...zodProblems(result.error.issues));
     // With type errors present, the cross-field rules still run on a copy where each bad value falls back to
     // its default (or its app is left out), so one run reports every problem.
@@ -750,6 +935,7 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
 
     // --- apps ---------------------------------------------------------------------------------------------
     const names = new Map<string, number>();
+    const allNames = new Set(cfg.apps.map((a) => a.name));
     const routes = new Map<string, string>();
     const apps: AppConfig[] = cfg.apps.map((a, i) => {
         const hosts = a.hosts ?? [domain];
@@ -757,17 +943,31 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
             add({ path: `apps[${i}].name`, message: `"${a.name}" is reserved for a service of the stack (${RESERVED_APP_NAMES.join(", ")})`, fix: fixFor(`apps[${i}].name`) });
         }
         if (names.has(a.name)) {
-            add({ path: `apps[${i}].name`, message: `"${a.name}" is already used by apps[${names.get(a.name)}]`, fix: fixFor(`apps[${i}].name`) });
+            add({ path: `apps[${i}].name`, message: `"${a.name}" is already used by apps[${names.get(a.name)}]`, fix: fixFor(`apps[${i}].name`, { value: freeAppName(a.name, allNames) }) });
         } else names.set(a.name, i);
-        for (const key of routeKeys({ hosts, paths: a.paths })) {
-            const owner = routes.get(key);
-            if (owner !== undefined && owner !== a.name) {
-                add({ path: `apps[${i}].paths`, message: `route ${key} is already served by app "${owner}"`, fix: fixFor(`apps[${i}].paths[0]`) });
-            } else routes.set(key, a.name);
-        }
+        const seenPaths = new Map<string, number>();
+        a.paths.forEach((p, j) => {
+            const norm = p === "/" ? "/" : p.replace(/\/+$/, "");
+            const first = seenPaths.get(norm);
+            if (first !== undefined) {
+                add({ path: `apps[${i}].paths[${j}]`, message: `(${p}) is the same route as apps[${i}].paths[${first}] (${a.paths[first]}); nginx refuses a duplicate location`, fix: fixFor(`apps[${i}].paths[${j}]`, { unset: true }) });
+                return;
+            }
+            seenPaths.set(norm, j);
+            for (const key of routeKeys({ hosts, paths: [p] })) {
+                const owner = routes.get(key);
+                if (owner !== undefined && owner !== a.name) {
+                    const free = freeRoute(a.name, hosts, routes, cfg.apps);
+                    add({ path: `apps[${i}].paths[${j}]`, message: `route ${key} is already served by app "${owner}"`, fix: fixFor(`apps[${i}].paths[${j}]`, { value: free }) });
+                    return;
+                }
+            }
+            for (const key of routeKeys({ hosts, paths: [p] })) routes.set(key, a.name);
+        });
         for (const name of Object.keys(a.env)) {
             if (name in a.secrets || ["DATABASE_URL", "REDIS_URL"].includes(name)) {
-                add({ path: `apps[${i}].env.${name}`, message: "is a secret managed by vps-stack; it cannot also be a plain variable", fix: fixFor(`apps[${i}].env.${name}`, { unset: true }) });
+                const path = formatPath(["apps", i, "env", name]);
+                add({ path, message: "is a secret managed by vps-stack; it cannot also be a plain variable", fix: fixFor(path, { unset: true }) });
             }
         }
         for (const [name, spec] of Object.entries(a.secrets)) {
@@ -808,6 +1008,12 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
     });
     // --- proxy and TLS ------------------------------------------------------------------------------------
     if (cfg.nginx.mode === "host") {
+        const rawNginx = (known.nginx ?? {}) as Record<string, unknown>;
+        for (const key of CONTAINER_ONLY_NGINX_KEYS) {
+            if (rawNginx && typeof rawNginx === "object" && key in rawNginx) {
+                add({ path: `nginx.${key}`, message: 'only applies to the Nginx container; with nginx.mode "host" the host\'s own nginx serves the site and this setting would be ignored', fix: fixFor(`nginx.${key}`, { unset: true }) });
+            }
+        }
         if (local) add({ path: "nginx.mode", message: `"host" writes into a VPS's own nginx over SSH; stack "${stack}" deploys locally`, fix: fixFor("nginx.mode") });
         const taken = new Map<number, string>();
         cfg.apps.forEach((a, i) => {
@@ -854,8 +1060,12 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
     const httpPort = cfg.nginx.httpPort ?? (local ? 8080 : 80);
     const httpsPort = cfg.nginx.httpsPort ?? (local ? 8443 : 443);
     if (httpPort === httpsPort) {
-        add({ path: "nginx.httpsPort", message: `must differ from nginx.httpPort (${httpPort})`, fix: fixFor("nginx.httpsPort") });
+        const free = [local ? 8443 : 443, 8443, 4443, 9443].find((p) => p !== httpPort)!;
+        add({ path: "nginx.httpsPort", message: `(${httpsPort}) must differ from nginx.httpPort (${httpPort})`, fix: fixFor("nginx.httpsPort", { value: String(free) }) });
     }
+
+    // --- backups ------------------------------------------------------------------------------------------
+    checkBackup(cfg.backup, add);
 
     // --- rotation -----------------------------------------------------------------------------------------
     const generated = new Set(apps.flatMap((a) => Object.entries(a.secrets).filter(([, s]) => s === "generate").map(([n]) => n)));

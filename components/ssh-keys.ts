@@ -33,3 +33,25 @@ export function hostKeyProblem(value: string): string | undefined {
     if (announced !== type) return `is labelled "${type}" but holds a ${announced} key: copy it again from ssh-keyscan`;
     return undefined;
 }
+
+/**
+ * Why the file at host.privateKeyPath cannot sign for Pulumi's command provider, or undefined when it can:
+ * the provider gets the file's text and has no way to ask for a passphrase, so the key must be a private
+ * key in the clear (an encrypted one is used through the agent instead).
+ */
+export function privateKeyProblem(text: string): string | undefined {
+    try {
+        sshpk.parsePrivateKey(text, "auto");
+        return undefined;
+    } catch (e) {
+        if ((e as Error).name === "KeyEncryptedError") {
+            return "is encrypted with a passphrase, which Pulumi's command provider cannot ask for: unset it and load the key into ssh-agent (ssh-add) instead";
+        }
+    }
+    try {
+        sshpk.parseKey(text, "auto");
+        return "is a public key: point at the private key (the same path without .pub)";
+    } catch {
+        return "is not an SSH private key that sshpk can read (OpenSSH, PEM or PKCS#8)";
+    }
+}
