@@ -16,15 +16,20 @@
 #    stamp (version + hash of its build recipe and sources) still matches is kept,
 #    so a warm run takes about a second.
 #
-# The sources live in e2e/toolchain/ (see e2e/toolchain/README.md): one small
-# wrapper module per binary, each with its go.sum committed. The Pulumi CLI is
-# the real pulumi/pkg/v3 cmd/pulumi. The language host and the four providers
-# are local re-implementations (the language host) or local bridges of the
-# upstream Terraform providers, because those Pulumi modules are not served by
-# the Go module proxy.
+# What is upstream and what is built here (see e2e/toolchain/README.md):
+# - `pulumi`: the real pulumi/pkg/v3 cmd/pulumi, through a wrapper module in
+#   e2e/toolchain/pulumi whose go.sum is committed.
+# - `pulumi-language-nodejs` and `pulumi-resource-command`: Pulumi's own,
+#   unmodified sources at the pinned tags, from the archives in ../shared/vendor
+#   (outside the repo; $VPS_STACK_VENDOR overrides the folder), unpacked and built
+#   under the cache. Their stamp is the archive's sha256.
+# - `pulumi-resource-{docker,random,tls}`: the upstream Terraform providers
+#   bridged here (e2e/toolchain/providers), since their Pulumi provider modules are
+#   not served by the Go module proxy.
 #
 # Environment:
 #   VPS_STACK_CACHE                  cache root (default $HOME/.cache/vps-stack)
+#   VPS_STACK_VENDOR                 folder of the upstream archives (default <repo>/../shared/vendor)
 #   VPS_STACK_TOOLCHAIN_FORCE_BUILD  1 = ignore a pulumi found on PATH
 #   GO                               go binary (default: go on PATH, then /usr/local/go/bin/go)
 set -euo pipefail
@@ -33,11 +38,13 @@ set -euo pipefail
 exec 3>&1 1>&2
 
 PULUMI_VERSION=3.248.0
-# name|version|wrapper module under e2e/toolchain|package|-X flags
+# name|version|source|package|-X flags
+# source: a wrapper module under e2e/toolchain, or vendor:ARCHIVE:DIR (an upstream archive in the vendor
+# folder and the module's directory inside it).
 RECIPES=(
   "pulumi|${PULUMI_VERSION}|pulumi|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}"
-  "pulumi-language-nodejs|${PULUMI_VERSION}|language-nodejs|.|main.Version=${PULUMI_VERSION}"
-  "pulumi-resource-command|1.2.1|command|.|main.Version=1.2.1"
+  "pulumi-language-nodejs|${PULUMI_VERSION}|vendor:pulumi-language-nodejs-v${PULUMI_VERSION}.tar.gz:pulumi-language-nodejs-v${PULUMI_VERSION}/sdk/nodejs/cmd/pulumi-language-nodejs|.|github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}"
+  "pulumi-resource-command|1.2.1|vendor:pulumi-command-v1.2.1.tar.gz:pulumi-command-v1.2.1/provider|./cmd/pulumi-resource-command|github.com/pulumi/pulumi-command/provider/pkg/version.Version=1.2.1"
   "pulumi-resource-docker|4.11.2|providers|./cmd/pulumi-resource-docker|vps-stack/e2e/toolchain/providers/internal/version.Version=4.11.2"
   "pulumi-resource-random|4.21.2|providers|./cmd/pulumi-resource-random|vps-stack/e2e/toolchain/providers/internal/version.Version=4.21.2"
   "pulumi-resource-tls|5.6.1|providers|./cmd/pulumi-resource-tls|vps-stack/e2e/toolchain/providers/internal/version.Version=5.6.1"
@@ -46,6 +53,7 @@ GO_MIN_VERSION=1.25.11 # highest `go` directive among the wrapper modules
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SRC_ROOT="$HERE/toolchain"
+VENDOR_DIR="${VPS_STACK_VENDOR:-$HERE/../../shared/vendor}"
 CACHE_ROOT="${VPS_STACK_CACHE:-${HOME:?HOME is not set}/.cache/vps-stack}/e2e"
 BIN_DIR="$CACHE_ROOT/bin"
 STAMP_DIR="$BIN_DIR/.stamps"
@@ -129,13 +137,24 @@ version_ge() { # version_ge A B -> A >= B
   [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]
 }
 
-fingerprint() { # fingerprint RECIPE -> hash of recipe + wrapper module sources
+vendor_archive() { # vendor_archive RECIPE -> path of its upstream archive
+  local source
+  source="$(field "$1" 2)"
+  source="${source#vendor:}"
+  printf '%s/%s' "$VENDOR_DIR" "${source%%:*}"
+}
+
+fingerprint() { # fingerprint RECIPE -> hash of recipe + wrapper module sources or upstream archive
   local module
   module="$(field "$1" 2)"
   {
     printf '%s\n' "$1"
-    (cd "$SRC_ROOT/$module" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
-      LC_ALL=C sort -z | xargs -0 sha256sum)
+    if [[ "$module" == vendor:* ]]; then
+      sha256sum <"$(vendor_archive "$1")" || die "missing upstream archive $(vendor_archive "$1") (the vendor folder beside the repo, or set VPS_STACK_VENDOR)"
+    else
+      (cd "$SRC_ROOT/$module" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
+        LC_ALL=C sort -z | xargs -0 sha256sum)
+    fi
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -156,11 +175,12 @@ stage_module() { # stage_module MODULE -> staged dir
   printf '%s' "$dest"
 }
 
-go_build() { # go_build DIR OUT PACKAGE XFLAG
+go_build() { # go_build DIR OUT PACKAGE XFLAG [EXTRA GO BUILD FLAGS...]
   local dir="$1" out="$2" pkg="$3" xflag="$4" start
+  shift 4
   start=$(date +%s)
-  (cd "$dir" && "$GO_BIN" build -trimpath -buildvcs=false -ldflags "-s -w -X $xflag" -o "$out" "$pkg") ||
-    die "go build of $pkg failed (module e2e/toolchain/$(basename "$dir")); see the messages above"
+  (cd "$dir" && "$GO_BIN" build -trimpath -buildvcs=false "$@" -ldflags "-s -w -X $xflag" -o "$out" "$pkg") ||
+    die "go build of $pkg failed (in $dir); see the messages above"
   local shown
   shown="$(basename "$out" .tmp)"
   log "built ${shown#.} in $(($(date +%s) - start))s"
@@ -180,6 +200,30 @@ build_simple() { # build_simple RECIPE
   log "building $name v$(field "$r" 1) ..."
   dir="$(stage_module "$(field "$r" 2)")"
   go_build "$dir" "$BIN_DIR/.$name.tmp" "$(field "$r" 3)" "$(field "$r" 4)"
+  install_binary "$r" "$BIN_DIR/.$name.tmp"
+}
+
+# Builds one of Pulumi's own plugins from its unmodified upstream archive, as its README says: the
+# language host's go.mod points pkg/v3 and sdk/v3 at the monorepo, so it is pointed at the released
+# modules of the same version instead (the only change, made to the unpacked copy under the cache).
+build_vendor() { # build_vendor RECIPE
+  local r="$1" name archive source dir tags=()
+  name="$(field "$r" 0)"
+  archive="$(vendor_archive "$r")"
+  [[ -f "$archive" ]] || die "missing upstream archive $archive (the vendor folder beside the repo, or set VPS_STACK_VENDOR)"
+  source="$(field "$r" 2)"
+  dir="$WORK_DIR/$name/${source##*:}"
+  log "building $name v$(field "$r" 1) from $(basename "$archive") (upstream source) ..."
+  rm -rf "${WORK_DIR:?}/$name"
+  mkdir -p "$WORK_DIR/$name"
+  tar -xzf "$archive" -C "$WORK_DIR/$name" || die "cannot unpack $archive"
+  if [[ "$name" == pulumi-language-nodejs ]]; then
+    (cd "$dir" && "$GO_BIN" mod edit -dropreplace github.com/pulumi/pulumi/pkg/v3 -dropreplace github.com/pulumi/pulumi/sdk/v3 \
+      -require "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" -require "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION") ||
+      die "cannot point $name at the released pulumi modules"
+    tags=(-tags osusergo,grpcnotrace)
+  fi
+  go_build "$dir" "$BIN_DIR/.$name.tmp" "$(field "$r" 3)" "$(field "$r" 4)" ${tags[@]+"${tags[@]}"}
   install_binary "$r" "$BIN_DIR/.$name.tmp"
 }
 
@@ -212,16 +256,20 @@ main() {
     flock 9
   fi
 
-  local r name pending=() bridged=()
+  local r name pending=() vendored=() bridged=()
   for r in "${RECIPES[@]}"; do
     name="$(field "$r" 0)"
     if is_current "$r"; then
       continue
     fi
-    if [[ "$(field "$r" 2)" == providers ]]; then bridged+=("$r"); else pending+=("$r"); fi
+    case "$(field "$r" 2)" in
+      providers) bridged+=("$r") ;;
+      vendor:*) vendored+=("$r") ;;
+      *) pending+=("$r") ;;
+    esac
   done
 
-  if ((${#pending[@]} + ${#bridged[@]} > 0)); then
+  if ((${#pending[@]} + ${#vendored[@]} + ${#bridged[@]} > 0)); then
     GO_BIN="$(find_go)" || die "Go $GO_MIN_VERSION+ is needed to build the Pulumi toolchain, but no go binary was found (set GO=/path/to/go)"
     local go_version
     go_version="$("$GO_BIN" env GOVERSION)"
@@ -236,6 +284,7 @@ main() {
     local total_start
     total_start=$(date +%s)
     for r in ${pending[@]+"${pending[@]}"}; do build_simple "$r"; done
+    for r in ${vendored[@]+"${vendored[@]}"}; do build_vendor "$r"; done
     if ((${#bridged[@]} > 0)); then build_bridged "${bridged[@]}"; fi
     rm -rf "$WORK_DIR"
     log "toolchain ready in $(($(date +%s) - total_start))s"
