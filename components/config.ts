@@ -67,6 +67,9 @@ function cpus(defaultValue: number, description: string) {
         .describe(description);
 }
 
+/** An argv element: Docker passes it to exec as is, and no argv can carry NUL. */
+const argv = () => z.string().min(1).refine((v) => !v.includes("\0"), "must not contain NUL");
+
 const duration = (def: string, description: string) =>
     z.string().regex(DURATION_RE, "must be a duration such as 60s or 5m").default(def).describe(description);
 
@@ -260,11 +263,11 @@ const appSchema = z.strictObject({
         .regex(HEALTH_PATH_RE, 'must be a URL path starting with / (letters, digits and -._~!&\'()*+,;=:@%/?; no spaces, quotes or "$")')
         .default("/health")
         .describe("HTTP path of the health endpoint."),
-    healthCommand: z.array(z.string().min(1)).min(1).optional().describe('Healthcheck command (Docker CMD form) when the image has neither curl nor wget, e.g. ["node","healthcheck.js"].'),
-    command: z.array(z.string().min(1)).min(1).optional().describe("Overrides the image's command."),
+    healthCommand: z.array(argv()).min(1).optional().describe('Healthcheck command (Docker CMD form) when the image has neither curl nor wget, e.g. ["node","healthcheck.js"].'),
+    command: z.array(argv()).min(1).optional().describe("Overrides the image's command."),
     migrate: z
         .strictObject({
-            command: z.array(z.string().min(1)).min(1).describe('The migration, in the app\'s image with its environment and secrets, e.g. ["alembic","upgrade","head"].'),
+            command: z.array(argv()).min(1).describe('The migration, in the app\'s image with its environment and secrets, e.g. ["alembic","upgrade","head"].'),
         })
         .optional()
         .describe("Runs once per new image or config, before the app's containers are replaced; a failure stops `pulumi up` and the running version keeps serving."),
@@ -275,7 +278,7 @@ const appSchema = z.strictObject({
         .default(["/"])
         .describe("Path prefixes routed to this app on its hosts."),
     env: z
-        .record(z.string().regex(ENV_NAME_RE, "must be an upper-case environment variable name"), z.string())
+        .record(z.string().regex(ENV_NAME_RE, "must be an upper-case environment variable name"), z.string().refine((v) => !v.includes("\0"), "must not contain NUL"))
         .default({})
         .describe("Plain (non-secret) environment variables."),
     secrets: z
@@ -503,6 +506,21 @@ const EXAMPLES: Record<string, string> = {
     "apps[].image": "ghcr.io/acme/api:1.4.2",
     "apps[].port": "8000",
     "apps[].healthPath": "/health",
+    "apps[].healthCommand[]": "node",
+    "apps[].static.root": "/usr/share/nginx/html",
+    "apps[].proxy.timeouts.connect": "60s",
+    "apps[].proxy.timeouts.send": "60s",
+    "apps[].proxy.timeouts.read": "60s",
+    "apps[].proxy.clientMaxBodySize": "100M",
+    "apps[].proxy.rateLimit.rate": "10r/s",
+    "apps[].user": "1000:1000",
+    "apps[].capAdd[]": "NET_BIND_SERVICE",
+    "apps[].migrate.command[]": "migrate",
+    "apps[].command[]": "serve",
+    "postgres.extensions[]": "pgcrypto",
+    "redis.appendonly": "true",
+    "redis.appendfsync": "everysec",
+    "backup.enabled": "true",
     "apps[].hosts[]": "api.example.com",
     "apps[].paths[]": "/api",
     "apps[].replicas": "2",
@@ -630,6 +648,20 @@ function appsMapFix(input: Record<string, unknown>): string {
     return [`pulumi config rm ${PROJECT}:apps`, ...sets].join(" && ");
 }
 
+/** A fix for a value of the wrong type that keeps what the user meant when that is clear ("yes" → true). */
+function typeFix(path: string, expected: string, input: unknown, secret: boolean): string {
+    if (expected === "boolean" && typeof input === "string") {
+        const meant = /^(yes|y|on|1|true)$/i.test(input) ? "true" : /^(no|n|off|0|false)$/i.test(input) ? "false" : undefined;
+        if (meant) return fixFor(path, { value: meant });
+    }
+    if ((expected === "number" || expected === "int") && typeof input === "string" && /^\s*-?\d+\s*$/.test(input)) return fixFor(path, { value: input.trim() });
+    // A list given as one string: the list with that one item.
+    if (expected === "array" && typeof input === "string") return `${fixFor(path, { unset: true })} && ${fixFor(`${path}[0]`, { value: input })}`;
+    // A section or map of the wrong shape: removing it brings back its defaults.
+    if (expected === "object" || expected === "record" || expected === "array") return path.includes(".") || path.includes("[") ? fixFor(path, { unset: true }) : `pulumi config rm ${PROJECT}:${path}`;
+    return fixFor(path, { secret });
+}
+
 function zodProblems(issues: z.core.$ZodIssue[]): ConfigProblem[] {
     const out: ConfigProblem[] = [];
     for (const issue of issues) {
@@ -652,11 +684,15 @@ function zodProblems(issues: z.core.$ZodIssue[]): ConfigProblem[] {
             out.push({ path, message: "must be a list of apps (- name: api …), not a map keyed by name", fix: appsMapFix(issue.input as Record<string, unknown>) });
             continue;
         }
-        let message: string;
-        if (issue.code === "invalid_type") {
-            message = issue.input === undefined ? "is required" : `expected ${TYPE_NAMES[issue.expected] ?? issue.expected}, got ${describeInput(issue.input, secret)}`;
-        } else message = issue.message.replace(/^Invalid input: /, "");
-        out.push({ path, message, fix: fixFor(path, { secret }) });
+        if (issue.code === "invalid_type" && issue.input !== undefined) {
+            const message = `expected ${TYPE_NAMES[issue.expected] ?? issue.expected}, got ${describeInput(issue.input, secret)}`;
+            out.push({ path, message, fix: typeFix(path, issue.expected, issue.input, secret) });
+            continue;
+        }
+        const message = issue.code === "invalid_type" ? "is required" : issue.message.replace(/^Invalid input: /, "");
+        // An empty list is filled by setting its first item.
+        const emptyList = issue.code === "too_small" && issue.origin === "array" && path !== "apps";
+        out.push({ path, message, fix: emptyList ? fixFor(`${path}[0]`, { secret }) : fixFor(path, { secret }) });
     }
     // One line per key: the first problem is the one to fix; the next ones usually follow from it.
     const seen = new Set<string>();
@@ -774,7 +810,7 @@ function freeAppName(name: string, taken: Set<string>): string {
 }
 
 /** A path prefix for app `name` that no app serves on any of `hosts` (nor claims further on). */
-function freeRoute(name: string, hosts: string[], routes: Map<string, string>, apps: { paths: string[] }[]): string {
+function freeRoute(name: string, hosts: string[], routes: Map<string, unknown>, apps: { paths: string[] }[]): string {
     const claimed = new Set(apps.flatMap((a) => a.paths.map((p) => (p === "/" ? "/" : p.replace(/\/+$/, "")))));
     for (let n = 1; ; n++) {
         const candidate = n === 1 ? `/${name}` : `/${name}-${n}`;
@@ -936,7 +972,8 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
     // --- apps ---------------------------------------------------------------------------------------------
     const names = new Map<string, number>();
     const allNames = new Set(cfg.apps.map((a) => a.name));
-    const routes = new Map<string, string>();
+    // Route key → the app (by index: two apps may share a name, which is its own problem) that serves it.
+    const routes = new Map<string, { name: string; index: number }>();
     const apps: AppConfig[] = cfg.apps.map((a, i) => {
         const hosts = a.hosts ?? [domain];
         if (RESERVED_APP_NAMES.includes(a.name)) {
@@ -956,13 +993,13 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
             seenPaths.set(norm, j);
             for (const key of routeKeys({ hosts, paths: [p] })) {
                 const owner = routes.get(key);
-                if (owner !== undefined && owner !== a.name) {
+                if (owner !== undefined && owner.index !== i) {
                     const free = freeRoute(a.name, hosts, routes, cfg.apps);
-                    add({ path: `apps[${i}].paths[${j}]`, message: `route ${key} is already served by app "${owner}"`, fix: fixFor(`apps[${i}].paths[${j}]`, { value: free }) });
+                    add({ path: `apps[${i}].paths[${j}]`, message: `route ${key} is already served by apps[${owner.index}] ("${owner.name}")`, fix: fixFor(`apps[${i}].paths[${j}]`, { value: free }) });
                     return;
                 }
             }
-            for (const key of routeKeys({ hosts, paths: [p] })) routes.set(key, a.name);
+            for (const key of routeKeys({ hosts, paths: [p] })) routes.set(key, { name: a.name, index: i });
         });
         for (const name of Object.keys(a.env)) {
             if (name in a.secrets || ["DATABASE_URL", "REDIS_URL"].includes(name)) {
