@@ -784,7 +784,12 @@ function sshProblems(cfg: StackConfig, env: DeployEnvironment): ConfigProblem[] 
     if (cfg.host.privateKeyPath) {
         const file = cfg.host.privateKeyPath;
         if (!env.fileExists(file)) return [{ path: "host.privateKeyPath", message: `(${file}) does not exist on this machine`, fix: fixFor("host.privateKeyPath") }];
-        const problem = env.readFile ? privateKeyProblem(env.readFile(file)) : undefined;
+        let problem: string | undefined;
+        try {
+            problem = env.readFile ? privateKeyProblem(env.readFile(file)) : undefined;
+        } catch (e) {
+            problem = `cannot be read: ${(e as Error).message}`;
+        }
         if (!problem) return [];
         const fix = problem.startsWith("is a public key") && file.endsWith(".pub")
             ? fixFor("host.privateKeyPath", { value: file.slice(0, -4) })
