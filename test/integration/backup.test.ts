@@ -5,7 +5,7 @@ import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { PgServer, startPostgres } from "./postgres";
-import { tempDir, tool } from "./tools";
+import { eventually, tempDir, tool } from "./tools";
 
 const SCRIPT = path.join(__dirname, "..", "..", "components", "backup", "vps-stack-backup.sh");
 const PASSWORD = "Aa1bcdefghijklmnopqrstuvwxyz0123";
@@ -157,15 +157,23 @@ describe("failures are loud and leave nothing behind", () => {
 
     it("never runs two at once: a second run refuses while the first holds the lock", async () => {
         fs.mkdirSync(dir, { recursive: true });
-        const holder = spawn(tool("flock", "util-linux"), [path.join(dir, ".lock"), "sleep", "5"], { stdio: "ignore" });
-        await new Promise((r) => setTimeout(r, 300));
+        // The holder says when it has the lock: on a loaded machine flock can take longer than any fixed
+        // wait, and a run that starts first would take the lock itself and pass for the wrong reason.
+        const holder = spawn(tool("flock", "util-linux"), [path.join(dir, ".lock"), "sh", "-c", "echo locked; exec sleep 30"], {
+            detached: true,
+            stdio: ["ignore", "pipe", "ignore"],
+        });
+        let said = "";
+        holder.stdout!.on("data", (d) => (said += d));
         try {
+            expect(await eventually(async () => said, (s) => s.includes("locked"))).toContain("locked");
             const r = backup(["run"]);
             expect(r.code).toBe(75);
             expect(r.out).toContain("another backup");
             expect(dumps()).toEqual([]);
         } finally {
-            holder.kill();
+            // flock's child holds the lock too: end the whole group.
+            process.kill(-holder.pid!, "SIGTERM");
         }
     });
 });
@@ -205,17 +213,18 @@ describe("retention on a real run", () => {
 });
 
 describe("the scheduler", () => {
-    async function runScheduler(schedule: string, seconds: number): Promise<string[]> {
+    /**
+     * Runs the scheduler until `done` holds or `timeoutMs` passes. A run renames the dump into place
+     * before it writes last-success, so stopping at the first dump can cut it off before the marker.
+     */
+    async function runScheduler(schedule: string, done: () => boolean, timeoutMs: number): Promise<string[]> {
         const child = spawn("sh", [SCRIPT, "schedule"], {
             env: { ...pg.env, BACKUP_DIR: dir, BACKUP_PREFIX: "test-app", BACKUP_SCHEDULE: schedule, VERIFY_SCHEDULE: "0 0 1 1 *", TZ: "UTC" },
             detached: true,
             stdio: "ignore",
         });
         try {
-            for (let waited = 0; waited < seconds * 10; waited++) {
-                if (dumps().length > 0) break;
-                await new Promise((r) => setTimeout(r, 100));
-            }
+            await eventually(async () => done(), (v) => v, timeoutMs);
         } finally {
             process.kill(-child.pid!, "SIGTERM");
         }
@@ -223,14 +232,14 @@ describe("the scheduler", () => {
     }
 
     it("runs a backup when its cron expression matches the current minute, and records the installation", async () => {
-        expect(await runScheduler("* * * * *", 20)).toHaveLength(1);
+        expect(await runScheduler("* * * * *", () => marker("last-success").includes("file=test-app-"), 20_000)).toHaveLength(1);
         expect(marker(".installed")).toMatch(/^time=\d+$/m);
         expect(marker("last-success")).toContain("file=test-app-");
     });
 
     it("does nothing when it does not match", async () => {
         const minute = new Date().getUTCMinutes();
-        expect(await runScheduler(`${(minute + 30) % 60} * * * *`, 3)).toEqual([]);
+        expect(await runScheduler(`${(minute + 30) % 60} * * * *`, () => dumps().length > 0, 3_000)).toEqual([]);
     });
 });
 
