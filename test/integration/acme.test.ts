@@ -11,7 +11,7 @@ import * as path from "path";
 import * as tls from "tls";
 import { acmeCertName, certificateWatcher } from "../../components/acme-client";
 import { NginxSite, renderNginxConf } from "../../components/render/nginx";
-import { freePort, makeCa, sh, shAsync, tempDir, tool } from "./tools";
+import { childrenOf, freePort, makeCa, sh, shAsync, tempDir, tool } from "./tools";
 
 const SCRIPT = path.join(__dirname, "..", "..", "components", "acme", "vps-stack-acme.sh");
 const dir = tempDir("acme");
@@ -235,7 +235,9 @@ describe("tls.mode acme against a local ACME server (pebble), certbot and a real
 
     it("renewal: a renewed certificate is installed and the watcher reloads nginx after nginx -t", async () => {
         const watcher = start("sh", ["-c", certificateWatcher(served(), { nginx: `${tool("nginx", "nginx")} ${nginxArgs.join(" ")}`, interval: 1 })]);
-        await sleep(1500);
+        // The watcher reloads when the file differs from what it read at start, so the renewal must come
+        // after that read; its loop's first `sleep` shows the read is done (a fixed wait may not be enough).
+        await until("the watcher to read the current certificate", () => childrenOf(watcher.pid!).includes("sleep") || undefined);
         const before = sha(served());
         const r = await acme(["renew", "--force-renewal", "--no-random-sleep-on-renew"]);
         expect(r.code).toBe(0);

@@ -81,6 +81,24 @@ export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boole
     }
 }
 
+/** The command names of the live children of `pid`, read from /proc. */
+export function childrenOf(pid: number): string[] {
+    const names: string[] = [];
+    for (const entry of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        let stat: string;
+        try {
+            stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+        } catch {
+            continue; // gone since the listing
+        }
+        // The name is in parentheses and may hold spaces or ")": the fields after the last ")" are fixed.
+        const close = stat.lastIndexOf(")");
+        if (Number(stat.slice(close + 2).split(" ")[1]) === pid) names.push(stat.slice(stat.indexOf("(") + 1, close));
+    }
+    return names;
+}
+
 /** Resolves once something accepts TCP connections on 127.0.0.1:port (or rejects after timeoutMs). */
 export async function listening(port: number, timeoutMs = 10_000): Promise<void> {
     const up = () =>
