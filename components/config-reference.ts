@@ -79,19 +79,32 @@ export function configReference(): ReferenceRow[] {
     return Object.entries(configSchema.shape).flatMap(([k, v]) => rowsOf(k, v as z.ZodType));
 }
 
-/** Pulumi.yaml's `config:` block: every top-level key typed, described and defaulted like the schema. */
-export function projectConfigBlock(): Record<string, { type: string; description: string; default: unknown; items?: { type: string } }> {
-    const out: Record<string, { type: string; description: string; default: unknown; items?: { type: string } }> = {};
+/**
+ * Keys Pulumi.yaml declares without a `type`. The CLI checks a typed key before the program runs and
+ * stops with only "must be of type 'array<object>'"; `apps` written as a map (a common slip) has a fix
+ * the loader can give, so the value has to reach it. An untyped key is not checked by the CLI.
+ */
+export const UNTYPED_PROJECT_KEYS: readonly string[] = ["apps"];
+
+export interface ProjectConfigDecl {
+    type?: string;
+    description: string;
+    default: unknown;
+    items?: { type: string };
+}
+
+/** Pulumi.yaml's `config:` block: every top-level key described and defaulted like the schema, typed but for UNTYPED_PROJECT_KEYS. */
+export function projectConfigBlock(): Record<string, ProjectConfigDecl> {
+    const out: Record<string, ProjectConfigDecl> = {};
     for (const [key, schema] of Object.entries(configSchema.shape)) {
         const u = unwrap(schema as z.ZodType);
         const t = (u.inner as any)._zod.def.type;
         const type = t === "record" ? "object" : t;
-        out[key] = {
-            type,
-            description: u.description ?? "",
-            default: defaultOf(schema as z.ZodType),
-            ...(t === "array" ? { items: { type: "object" } } : {}),
-        };
+        const description = u.description ?? "";
+        const def = defaultOf(schema as z.ZodType);
+        out[key] = UNTYPED_PROJECT_KEYS.includes(key)
+            ? { description, default: def }
+            : { type, description, default: def, ...(t === "array" ? { items: { type: "object" } } : {}) };
     }
     return out;
 }
