@@ -5,9 +5,11 @@ import { loadConfig, StackConfig } from "../components/config";
 import { LOG_OPTS } from "../components/container-defaults";
 import { POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE } from "../components/postgres-service";
 import { REDIS_CONF_FILE } from "../components/redis-service";
-import { NGINX_CERT_FILE, NGINX_CONF_FILE, NGINX_KEY_FILE } from "../components/nginx-proxy";
+import * as crypto from "crypto";
+import { NGINX_CONF_FILE, PROXY_CONFIG_DIR, proxyScript } from "../components/nginx-proxy";
 import { ACME_SCRIPT, ACME_SERVED_FILE, acmeCertName } from "../components/acme-client";
-import { appUrls, durationSeconds, VpsStack } from "../components/vps-stack";
+import { drainScript, gateScript } from "../components/release";
+import { appRelease, appUrls, durationSeconds, VpsStack } from "../components/vps-stack";
 import {
     byName,
     CONTAINER,
@@ -33,7 +35,9 @@ const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGv
 /** Raw props as the program passed them (Outputs intact), to check which are secret. */
 const rawProps = new Map<string, { type: string; props: any; opts: pulumi.ResourceOptions }>();
 const capture: pulumi.ResourceTransformation = (a) => {
+    // By name, and by type and name: the proxy's config volume and config command share a name.
     rawProps.set(a.name, { type: a.type, props: a.props, opts: a.opts });
+    rawProps.set(`${a.type}::${a.name}`, { type: a.type, props: a.props, opts: a.opts });
     return undefined;
 };
 
@@ -62,6 +66,40 @@ function container(name: string) {
     const c = ofType(CONTAINER).find((r) => r.inputs.name === name);
     if (!c) throw new Error(`no container ${name}; have ${ofType(CONTAINER).map((r) => r.inputs.name).join(", ")}`);
     return c.inputs;
+}
+
+/** A recorded resource by type and name (names may repeat across types). */
+function byTypeName(type: string, name: string) {
+    const r = recorded.find((x) => x.type === type && x.name === name);
+    if (!r) throw new Error(`no ${type} named ${name}`);
+    return r;
+}
+
+/** The release id of an app as the stack resolved it; fails the test in host mode (no releases). */
+function rel(stack: VpsStack, app: string): string {
+    const id = stack.apps[app].release;
+    if (!id) throw new Error(`app ${app} has no release`);
+    return id;
+}
+
+/** The image id the mocks give a pulled image (see mocks.ts). */
+const mockImageId = (ref: string) => `sha256:${crypto.createHash("sha256").update(ref).digest("hex")}`;
+
+/** The arguments of vps_proxy_install in the proxy config command's stdin, base64-decoded. */
+function proxyInstallArgs(stdin: string): string[] {
+    const m = stdin.match(/\nvps_proxy_install (.*)\n$/);
+    if (!m) throw new Error("no vps_proxy_install call at the end of the stdin");
+    const [dir, ...b64] = m[1].split(" ");
+    return [dir, ...b64.map((b) => Buffer.from(b, "base64").toString())];
+}
+
+/**
+ * `actual` holds exactly `expected`, in order, by identity. (toEqual on resources would print whole
+ * resource graphs on failure and run out of memory.)
+ */
+function expectSameResources(actual: unknown, expected: unknown[]) {
+    const list = (actual ?? []) as unknown[];
+    expect(list.map((r) => expected.indexOf(r))).toEqual(expected.map((_, i) => i));
 }
 
 function upload(inputs: any, file: string) {
@@ -290,28 +328,32 @@ describe("RedisService", () => {
 });
 
 describe("ApiService", () => {
-    it("runs each replica on edge (with the app alias) and data networks, never published", async () => {
-        await build(preprodConfig());
+    it("runs each replica on edge (with its release's alias) and data networks, never published", async () => {
+        const stack = await build(preprodConfig());
+        const r = rel(stack, "api");
         for (const n of [1, 2]) {
-            const api = container(`vps-stack-preprod-api-${n}`);
-            expect(api.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: ["api"] }, { name: "vps-stack-preprod-data" }]);
+            const api = container(`vps-stack-preprod-api-${r}-${n}`);
+            expect(api.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: [`api-${r}`] }, { name: "vps-stack-preprod-data" }]);
             expect(api.ports ?? []).toEqual([]);
         }
-        expect(() => container("vps-stack-preprod-api-3")).toThrow();
+        expect(() => container(`vps-stack-preprod-api-${r}-3`)).toThrow();
+        expect(stack.apps.api.containerNames).toEqual([`vps-stack-preprod-api-${r}-1`, `vps-stack-preprod-api-${r}-2`]);
+        expect(stack.apps.api.upstreamHost).toBe(`api-${r}`);
     });
 
     it("keeps an app without database or cache off the data network", async () => {
-        await build(preprodConfig());
-        expect(container("vps-stack-preprod-web-1").networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: ["web"] }]);
-        expect(container("vps-stack-preprod-web-1").envs.join(" ")).not.toMatch(/DATABASE_URL|REDIS_URL/);
+        const stack = await build(preprodConfig());
+        const web = container(`vps-stack-preprod-web-${rel(stack, "web")}-1`);
+        expect(web.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: [`web-${rel(stack, "web")}`] }]);
+        expect(web.envs.join(" ")).not.toMatch(/DATABASE_URL|REDIS_URL/);
     });
 
     it("delivers DATABASE_URL, REDIS_URL and app secrets as files, with *_FILE variables", async () => {
-        await build(preprodConfig());
-        const api = container("vps-stack-preprod-api-1");
+        const stack = await build(preprodConfig());
+        const api = container(`vps-stack-preprod-api-${rel(stack, "api")}-1`);
         for (const n of ["DATABASE_URL", "REDIS_URL", "JWT_SECRET", "WHATSAPP_API_KEY"]) {
             expect(api.envs).toContain(`${n}_FILE=/run/secrets/${n}`);
-            expect(await uploadIsSecret("vps-stack-app-api-1", `/run/secrets/${n}`)).toBe(true);
+            expect(await uploadIsSecret(`vps-stack-app-api-${rel(stack, "api")}-1`, `/run/secrets/${n}`)).toBe(true);
         }
         expect(upload(api, "/run/secrets/DATABASE_URL").content).toMatch(/^postgresql:\/\/app:[A-Za-z0-9]{32}@postgres:5432\/app$/);
         expect(upload(api, "/run/secrets/REDIS_URL").content).toMatch(/^redis:\/\/default:[A-Za-z0-9]{32}@redis:6379\/0$/);
@@ -320,18 +362,18 @@ describe("ApiService", () => {
     });
 
     it("puts secrets in the environment only when the app asks for it, and then as secrets", async () => {
-        await build(preprodConfig((c) => (c.apps[0].secretDelivery = "env")));
-        const api = container("vps-stack-preprod-api-1");
+        const stack = await build(preprodConfig((c) => (c.apps[0].secretDelivery = "env")));
+        const api = container(`vps-stack-preprod-api-${rel(stack, "api")}-1`);
         expect(api.envs.find((e: string) => e.startsWith("WHATSAPP_API_KEY="))).toBe("WHATSAPP_API_KEY=provided-whatsapp-key");
-        const envs = rawProps.get("vps-stack-app-api-1")!.props.envs as pulumi.Input<string>[];
+        const envs = rawProps.get(`vps-stack-app-api-${rel(stack, "api")}-1`)!.props.envs as pulumi.Input<string>[];
         const secretFlags = await Promise.all(envs.map((e) => pulumi.isSecret(pulumi.output(e))));
         const secretCount = secretFlags.filter(Boolean).length;
         expect(secretCount).toBe(4);
     });
 
     it("has a healthcheck on the health path, restart policy, limits, log rotation and hardening", async () => {
-        await build(preprodConfig((c) => (c.apps[0].memory = "768m")));
-        const api = container("vps-stack-preprod-api-1");
+        const stack = await build(preprodConfig((c) => (c.apps[0].memory = "768m")));
+        const api = container(`vps-stack-preprod-api-${rel(stack, "api")}-1`);
         // Exec form: the URL is sh's $1, never parsed as shell text.
         expect(api.healthcheck.tests).toEqual(["CMD", "sh", "-c", 'curl -fsS -o /dev/null "$1" || wget -q -O /dev/null "$1"', "sh", "http://127.0.0.1:3001/api/health"]);
         expect(api.restart).toBe("unless-stopped");
@@ -339,14 +381,15 @@ describe("ApiService", () => {
         expect(api.logOpts).toEqual(LOG_OPTS);
         expect(api.securityOpts).toEqual(["no-new-privileges:true"]);
         expect(api.capabilities).toEqual({ drops: ["ALL"], adds: [] });
-        expect(api.wait).toBe(true);
+        // Release mode: the gate waits (and removes a release that never gets healthy), not the provider.
+        expect(api.wait).toBe(false);
     });
 
     it("supports a custom health command, a non-root user and a read-only root", async () => {
-        await build(
+        const stack = await build(
             preprodConfig((c) => Object.assign(c.apps[0], { healthCommand: ["node", "healthcheck.js"], user: "1000:1000", readOnly: true })),
         );
-        const api = container("vps-stack-preprod-api-1");
+        const api = container(`vps-stack-preprod-api-${rel(stack, "api")}-1`);
         expect(api.healthcheck.tests).toEqual(["CMD", "node", "healthcheck.js"]);
         expect(api.user).toBe("1000:1000");
         expect(api.readOnly).toBe(true);
@@ -355,36 +398,37 @@ describe("ApiService", () => {
     });
 
     it("deploys a re-pushed tag: the registry digest is a pull trigger, unless tag tracking is off", async () => {
-        await build(preprodConfig((c) => (c.apps[1].trackTag = false)));
+        const stack = await build(preprodConfig((c) => (c.apps[1].trackTag = false)));
         const apiImage = byName("vps-stack-app-api-image").inputs;
         expect(apiImage.name).toBe("ghcr.io/acme/api:1.4.2");
         expect(apiImage.pullTriggers).toEqual([expect.stringMatching(/^sha256:[a-f0-9]{64}$/)]);
         expect(byName("vps-stack-app-web-image").inputs.pullTriggers ?? []).toEqual([]);
         // The container runs the pulled image's id, so a new digest replaces it.
-        expect(container("vps-stack-preprod-api-1").image).toMatch(/^sha256:/);
+        expect(container(`vps-stack-preprod-api-${rel(stack, "api")}-1`).image).toMatch(/^sha256:/);
     });
 
-    it("is replaced delete-first because its name is fixed, and on any healthcheck change", async () => {
-        await build(preprodConfig());
-        const opts = rawProps.get("vps-stack-app-api-1")!.opts as pulumi.CustomResourceOptions;
+    it("within a release (fixed names) is replaced delete-first, and on any healthcheck change", async () => {
+        const stack = await build(preprodConfig());
+        const opts = rawProps.get(`vps-stack-app-api-${rel(stack, "api")}-1`)!.opts as pulumi.CustomResourceOptions;
         expect(opts.deleteBeforeReplace).toBe(true);
         expect(opts.replaceOnChanges).toEqual(["healthcheck"]);
     });
 
     it("writes capabilities as Docker reads them back", async () => {
-        await build(preprodConfig((c) => (c.apps[0].capAdd = ["NET_BIND_SERVICE", "CAP_SYS_NICE"])));
-        expect(container("vps-stack-preprod-api-1").capabilities).toEqual({ drops: ["ALL"], adds: ["CAP_NET_BIND_SERVICE", "CAP_SYS_NICE"] });
+        const stack = await build(preprodConfig((c) => (c.apps[0].capAdd = ["NET_BIND_SERVICE", "CAP_SYS_NICE"])));
+        expect(container(`vps-stack-preprod-api-${rel(stack, "api")}-1`).capabilities).toEqual({ drops: ["ALL"], adds: ["CAP_NET_BIND_SERVICE", "CAP_SYS_NICE"] });
         expect(container("vps-stack-preprod-nginx").capabilities.adds).toEqual(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_NET_BIND_SERVICE", "CAP_SETGID", "CAP_SETUID"]);
     });
 });
 
 describe("migrations", () => {
     it("run in the new image with the app's environment, secrets and networks, before the replicas", async () => {
-        await build(preprodConfig((c) => (c.apps[0].migrate = { command: ["alembic", "upgrade", "head"] })));
-        const m = byName("vps-stack-preprod-api-migrate").inputs;
-        // Auto-named (no name input): a new run is created before the old one is deleted.
+        const stack = await build(preprodConfig((c) => (c.apps[0].migrate = { command: ["alembic", "upgrade", "head"] })));
+        const r = rel(stack, "api");
+        // The release's own migration; auto-named (no name input): a new run is created before the old one is deleted.
+        const m = byName(`vps-stack-preprod-api-${r}-migrate`).inputs;
         expect(m.name).toBeUndefined();
-        const api = container("vps-stack-preprod-api-1");
+        const api = container(`vps-stack-preprod-api-${r}-1`);
         expect(m.command).toEqual(["alembic", "upgrade", "head"]);
         expect(m.image).toBe(api.image);
         expect(m.envs).toEqual(api.envs);
@@ -393,12 +437,14 @@ describe("migrations", () => {
         expect(m).toMatchObject({ attach: true, mustRun: false, restart: "no", logs: false });
         expect(m.labels).toContainEqual({ label: "vps-stack.one-shot", value: "true" });
         // Create-before-delete under a new name: never delete-first, which would take the replicas down with it.
-        expect((rawProps.get("vps-stack-preprod-api-migrate")!.opts as pulumi.CustomResourceOptions).deleteBeforeReplace).toBeFalsy();
+        expect((rawProps.get(`vps-stack-preprod-api-${r}-migrate`)!.opts as pulumi.CustomResourceOptions).deleteBeforeReplace).toBeFalsy();
+        // The replicas wait for it.
+        expect(rawProps.get(`vps-stack-app-api-${r}-1`)!.opts.dependsOn as pulumi.Resource[]).toContain(stack.apps.api.migration);
     });
 
     it("gate the replicas on a zero exit code", async () => {
         const stack = await build(preprodConfig((c) => (c.apps[0].migrate = { command: ["migrate"] })));
-        const props = rawProps.get("vps-stack-app-api-1")!.props;
+        const props = rawProps.get(`vps-stack-app-api-${rel(stack, "api")}-1`)!.props;
         // The replica's image waits for the migration's exit code.
         expect(pulumi.Output.isInstance(props.image)).toBe(true);
         expect(stack.apps.api.migration).toBeDefined();
@@ -415,10 +461,10 @@ describe("static sites", () => {
         fs.mkdirSync(path.join(dist, "assets"));
         fs.writeFileSync(path.join(dist, "index.html"), "<!doctype html>");
         fs.writeFileSync(path.join(dist, "assets", "app-3f9a1c2b.js"), Buffer.from([0, 1, 2, 255]));
-        await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: { dir: dist }, paths: ["/"] })));
-        const web = container("vps-stack-preprod-web-1");
+        const stack = await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: { dir: dist }, paths: ["/"] })));
+        const web = container(`vps-stack-preprod-web-${rel(stack, "web")}-1`);
         expect(byName("vps-stack-app-web-image").inputs.name).toBe("nginx:1.27-alpine");
-        expect(web.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: ["web"] }]);
+        expect(web.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: [`web-${rel(stack, "web")}`] }]);
         const conf = upload(web, "/etc/nginx/conf.d/default.conf");
         expect(conf.content).toContain("listen 8080 default_server;");
         expect(conf.content).toContain("try_files $uri $uri/ /index.html;");
@@ -432,8 +478,8 @@ describe("static sites", () => {
     it("unpacks a site archive (a CI artifact) into the same uploads, its top-level directory as the root", async () => {
         const path = await import("path");
         const archive = path.join(__dirname, "fixtures", "site-archives", "dist-gnu.tgz");
-        await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: { archive }, paths: ["/"] })));
-        const web = container("vps-stack-preprod-web-1");
+        const stack = await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: { archive }, paths: ["/"] })));
+        const web = container(`vps-stack-preprod-web-${rel(stack, "web")}-1`);
         expect(upload(web, "/usr/share/nginx/html/index.html")).toMatchObject({ contentBase64: Buffer.from("<!doctype html><title>fixture</title>").toString("base64"), permissions: "0444" });
         expect(upload(web, "/usr/share/nginx/html/assets/app-3f9a1c2b.js").contentBase64).toBe(Buffer.from([0, 1, 2, 255]).toString("base64"));
         // The config file plus the archive's four files; its directories are not uploads.
@@ -449,10 +495,10 @@ describe("static sites", () => {
     });
 
     it("serves a site baked into its own image from static.root", async () => {
-        await build(
+        const stack = await build(
             preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", image: "ghcr.io/acme/web:2.0.0", static: { root: "/srv/site" }, paths: ["/"] })),
         );
-        const web = container("vps-stack-preprod-web-1");
+        const web = container(`vps-stack-preprod-web-${rel(stack, "web")}-1`);
         expect(byName("vps-stack-app-web-image").inputs.name).toBe("ghcr.io/acme/web:2.0.0");
         expect(upload(web, "/etc/nginx/conf.d/default.conf").content).toContain("root /srv/site;");
         expect(web.uploads).toHaveLength(1);
@@ -490,27 +536,79 @@ describe("NginxProxy", () => {
         ]);
     });
 
-    it("uploads the rendered config, the certificate and the key (0400, secret)", async () => {
-        const stack = await build(preprodConfig());
+    it("runs the live version of its config volume (read-only), with no uploads", async () => {
+        await build(preprodConfig());
         const nginx = container("vps-stack-preprod-nginx");
-        expect(upload(nginx, NGINX_CONF_FILE).content).toBe(stack.proxy!.config);
-        expect(stack.proxy!.config).toContain("server_name app.example.com;");
-        expect(stack.proxy!.config).toContain("server api:3001");
-        expect(upload(nginx, NGINX_CERT_FILE).content).toContain("BEGIN CERTIFICATE");
-        const key = upload(nginx, NGINX_KEY_FILE);
-        expect(key.permissions).toBe("0400");
-        expect(key.content).toContain("PRIVATE KEY");
-        expect(await uploadIsSecret("vps-stack-nginx", NGINX_KEY_FILE)).toBe(true);
+        expect(nginx.uploads ?? []).toEqual([]);
+        expect(nginx.volumes).toEqual([{ volumeName: "vps-stack-preprod-nginx-config", containerPath: PROXY_CONFIG_DIR, readOnly: true }]);
+        expect(nginx.command).toEqual(["nginx", "-c", "/etc/nginx/vps-stack/live/nginx.conf", "-g", "daemon off;"]);
+        expect(NGINX_CONF_FILE).toBe("/etc/nginx/vps-stack/live/nginx.conf");
+        expect(byTypeName(VOLUME, "vps-stack-nginx-config").inputs).toMatchObject({ name: "vps-stack-preprod-nginx-config" });
+        // The stack pulls the proxy's image once (the apps' gates use it too); the proxy runs it by id.
+        expect(byName("vps-stack-nginx-image").inputs).toMatchObject({ name: "nginx:1.27-alpine", keepLocally: true });
+        expect(nginx.image).toBe(mockImageId("nginx:1.27-alpine"));
+        expect(recorded.filter((r) => r.type === REMOTE_IMAGE && r.inputs.name === "nginx:1.27-alpine")).toHaveLength(1);
     });
 
-    it("starts after the apps and reloads when an app container is replaced", async () => {
+    it("installs the config, certificate and key with a throwaway proxy container, then reloads the running proxy after nginx -t", async () => {
+        const stack = await build(preprodConfig());
+        const cmd = byTypeName(REMOTE_COMMAND, "vps-stack-nginx-config");
+        expect(cmd.inputs.create).toBe(
+            `docker run --rm -i --network vps-stack-preprod-edge -v vps-stack-preprod-nginx-config:/etc/nginx/vps-stack --entrypoint sh ${mockImageId("nginx:1.27-alpine")} -s` +
+                ` && if [ "$(docker inspect -f '{{.State.Running}}' vps-stack-preprod-nginx 2>/dev/null)" = true ]; then` +
+                " docker exec vps-stack-preprod-nginx nginx -c /etc/nginx/vps-stack/live/nginx.conf -t -q" +
+                " && docker exec vps-stack-preprod-nginx nginx -c /etc/nginx/vps-stack/live/nginx.conf -s reload; fi",
+        );
+        // A `docker kill` would count as a manual stop and void the restart policy.
+        expect(cmd.inputs.create).not.toContain("docker kill");
+        const stdin: string = cmd.inputs.stdin;
+        expect(stdin.startsWith(proxyScript())).toBe(true);
+        const [dir, conf, cert, key] = proxyInstallArgs(stdin);
+        expect(dir).toBe(PROXY_CONFIG_DIR);
+        expect(conf).toBe(stack.proxy!.config);
+        expect(conf).toContain("server_name app.example.com;");
+        expect(conf).toContain(`server api-${rel(stack, "api")}:3001`);
+        // Relative: resolved inside the version being tested or served (see vps-stack-proxy.sh).
+        expect(conf).toContain("ssl_certificate     tls/server.crt;");
+        expect(conf).toContain("ssl_certificate_key tls/server.key;");
+        expect(cert).toContain("BEGIN CERTIFICATE");
+        expect(generatedSecrets.has(key.trim())).toBe(true);
+    });
+
+    it("sends the proxy's key only in the config command's stdin, marked secret", async () => {
         await build(preprodConfig());
-        const deps = (rawProps.get("vps-stack-nginx")!.opts.dependsOn as pulumi.Resource[]).length;
-        expect(deps).toBe(3);
-        const reload = byName("vps-stack-nginx-reload").inputs;
-        // From inside, after nginx -t: a `docker kill` would count as a manual stop and void the restart policy.
-        expect(reload.create).toBe("docker exec vps-stack-preprod-nginx nginx -t -q && docker exec vps-stack-preprod-nginx nginx -s reload");
-        expect(reload.triggers).toEqual(["vps-stack-app-api-1-id", "vps-stack-app-api-2-id", "vps-stack-app-web-1-id"]);
+        const cmd = byTypeName(REMOTE_COMMAND, "vps-stack-nginx-config");
+        expect(isWrappedSecret(cmd.raw.stdin)).toBe(true);
+        expect(isWrappedSecret(cmd.raw.create)).toBe(false);
+        const key = proxyInstallArgs(cmd.inputs.stdin)[3];
+        const b64 = Buffer.from(key).toString("base64");
+        const carriers = recorded.flatMap((r) =>
+            Object.entries(r.inputs)
+                .filter(([, v]) => JSON.stringify(v ?? null).includes(b64) || JSON.stringify(v ?? null).includes(JSON.stringify(key).slice(1, -1)))
+                .map(([k]) => `${r.type} ${r.name} ${k}`),
+        );
+        // The CSR is made from it; apart from that, only the config command carries it.
+        expect(carriers.sort()).toEqual(["command:remote:Command vps-stack-nginx-config stdin", "tls:index/certRequest:CertRequest vps-stack-tls-server-csr privateKeyPem"]);
+    });
+
+    it("applies its config after every app's gate, and again when an app container changes; the container waits for it", async () => {
+        const stack = await build(preprodConfig());
+        const cfgCmd = rawProps.get(`${REMOTE_COMMAND}::vps-stack-nginx-config`)!;
+        expectSameResources(cfgCmd.opts.dependsOn, [stack.apps.api.gate, stack.apps.web.gate]);
+        expect(stack.apps.api.gate).toBeDefined();
+        expect(stack.proxy!.configCommand).toBeDefined();
+        expectSameResources(rawProps.get(`${CONTAINER}::vps-stack-nginx`)!.opts.dependsOn, [stack.proxy!.configCommand]);
+        const [api, web] = [rel(stack, "api"), rel(stack, "web")];
+        expect(byTypeName(REMOTE_COMMAND, "vps-stack-nginx-config").inputs.triggers).toEqual([
+            `vps-stack-app-api-${api}-1-id`,
+            `vps-stack-app-api-${api}-2-id`,
+            `vps-stack-app-web-${web}-1-id`,
+        ]);
+        // No separate reload command any more: the config command reloads.
+        expect(recorded.filter((r) => r.name === "vps-stack-nginx-reload")).toEqual([]);
+        // Only a new image (or container settings) replaces the proxy: deleted first, it owns the ports.
+        const opts = rawProps.get(`${CONTAINER}::vps-stack-nginx`)!.opts as pulumi.CustomResourceOptions;
+        expect(opts.deleteBeforeReplace).toBe(true);
     });
 });
 
@@ -521,12 +619,17 @@ describe("tls.mode provided", () => {
     const KEY_PEM = "-----BEGIN PRIVATE KEY-----\nPROVIDED\n-----END PRIVATE KEY-----\n";
     const provided = (cfg: StackConfig): StackConfig => ({ ...cfg, tls: { ...cfg.tls, mode: "provided" }, secrets: { ...cfg.secrets, TLS_CERTIFICATE: CHAIN, TLS_PRIVATE_KEY: KEY_PEM } });
 
-    it("uploads the chain and key to the proxy container (key 0400, secret) and makes no CA", async () => {
+    it("sends the chain and key in the proxy config command's secret stdin only, and makes no CA", async () => {
         const stack = await build(provided(preprodConfig()));
         const nginx = container("vps-stack-preprod-nginx");
-        expect(upload(nginx, NGINX_CERT_FILE).content).toBe(CHAIN);
-        expect(upload(nginx, NGINX_KEY_FILE)).toMatchObject({ content: KEY_PEM, permissions: "0400" });
-        expect(await uploadIsSecret("vps-stack-nginx", NGINX_KEY_FILE)).toBe(true);
+        expect(nginx.uploads ?? []).toEqual([]);
+        const cmd = byTypeName(REMOTE_COMMAND, "vps-stack-nginx-config");
+        expect(isWrappedSecret(cmd.raw.stdin)).toBe(true);
+        expect(proxyInstallArgs(cmd.inputs.stdin)).toEqual([PROXY_CONFIG_DIR, stack.proxy!.config, CHAIN, KEY_PEM]);
+        const b64 = Buffer.from(KEY_PEM).toString("base64");
+        const carriers = recorded.filter((r) => JSON.stringify(r.inputs).includes(b64) || JSON.stringify(r.inputs).includes("PROVIDED"));
+        expect(carriers.map((r) => `${r.type} ${r.name}`)).toEqual(["command:remote:Command vps-stack-nginx-config"]);
+        expect(stack.proxy!.config).not.toContain("PROVIDED");
         expect(ofType("tls:index/selfSignedCert:SelfSignedCert")).toEqual([]);
         expect(ofType("tls:index/locallySignedCert:LocallySignedCert")).toEqual([]);
         expect(stack.certificates).toBeUndefined();
@@ -645,20 +748,30 @@ describe("AcmeClient (tls.mode acme)", () => {
         ]);
         const nginx = container("vps-stack-preprod-nginx");
         expect(nginx.volumes).toEqual([
+            { volumeName: "vps-stack-preprod-nginx-config", containerPath: PROXY_CONFIG_DIR, readOnly: true },
             { volumeName: "vps-stack-preprod-letsencrypt", containerPath: "/etc/letsencrypt", readOnly: true },
             { volumeName: "vps-stack-preprod-acme-webroot", containerPath: "/var/www/acme", readOnly: true },
         ]);
-        expect(nginx.uploads.map((u: any) => u.file)).toEqual([NGINX_CONF_FILE]);
+        expect(nginx.uploads ?? []).toEqual([]);
+        // The throwaway installer sees the certificate as the proxy will (read-only), so nginx -t can load it.
+        const cmd = byTypeName(REMOTE_COMMAND, "vps-stack-nginx-config");
+        expect(cmd.inputs.create).toMatch(
+            /^docker run --rm -i --network vps-stack-preprod-edge -v vps-stack-preprod-nginx-config:\/etc\/nginx\/vps-stack -v vps-stack-preprod-letsencrypt:\/etc\/letsencrypt:ro -v vps-stack-preprod-acme-webroot:\/var\/www\/acme:ro --entrypoint sh sha256:[0-9a-f]{64} -s && /,
+        );
+        // No certificate or key in it: only the config (the certificate lives in the ACME volume).
+        expect(proxyInstallArgs(cmd.inputs.stdin)).toEqual([PROXY_CONFIG_DIR, stack.proxy!.config]);
         expect(stack.proxy!.config).toContain(`ssl_certificate     ${ACME_SERVED_FILE};`);
         expect(stack.proxy!.config).toContain(`ssl_certificate_key ${ACME_SERVED_FILE};`);
         expect(stack.proxy!.config).toContain("location ^~ /.well-known/acme-challenge/ {");
         // nginx reloads itself when a renewal replaces the file (checked every minute, after nginx -t).
         expect(nginx.command[0]).toBe("sh");
         expect(nginx.command[2]).toContain(`f='${ACME_SERVED_FILE}'`);
-        expect(nginx.command[2]).toMatch(/nginx -t -q 2>\/dev\/null; then nginx -s reload/);
-        expect(nginx.command[2]).toMatch(/\nexec nginx -g 'daemon off;'$/);
-        const deps = rawProps.get("vps-stack-nginx")!.opts.dependsOn as pulumi.Resource[];
-        expect(deps).toContain(stack.acme!.container);
+        const live = "nginx -c /etc/nginx/vps-stack/live/nginx.conf";
+        expect(nginx.command[2]).toContain(`${live} -t -q 2>/dev/null; then ${live} -s reload`);
+        expect(nginx.command[2]).toMatch(/\nexec nginx -c \/etc\/nginx\/vps-stack\/live\/nginx\.conf -g 'daemon off;'$/);
+        // The config (and so the proxy) waits for the ACME container, which serves the placeholder.
+        expect(rawProps.get(`${REMOTE_COMMAND}::vps-stack-nginx-config`)!.opts.dependsOn as pulumi.Resource[]).toContain(stack.acme!.container);
+        expectSameResources(rawProps.get(`${CONTAINER}::vps-stack-nginx`)!.opts.dependsOn, [stack.proxy!.configCommand]);
     });
 
     it("keeps certbot's account and certificates on prod when the stack is destroyed (rate limits)", async () => {
@@ -676,11 +789,12 @@ describe("AcmeClient (tls.mode acme)", () => {
         const issue = byName("vps-stack-acme-issue");
         expect(issue.type).toBe(REMOTE_COMMAND);
         expect(issue.inputs.create).toBe(
-            `docker exec vps-stack-preprod-acme sh ${ACME_SCRIPT} issue && docker exec vps-stack-preprod-nginx nginx -t -q && docker exec vps-stack-preprod-nginx nginx -s reload`,
+            `docker exec vps-stack-preprod-acme sh ${ACME_SCRIPT} issue && docker exec vps-stack-preprod-nginx nginx -c ${NGINX_CONF_FILE} -t -q && docker exec vps-stack-preprod-nginx nginx -c ${NGINX_CONF_FILE} -s reload`,
         );
         expect(issue.inputs.triggers).toEqual(["vps-stack-acme-id", stack.acme!.certName]);
         const deps = rawProps.get("vps-stack-acme-issue")!.opts.dependsOn as pulumi.Resource[];
         expect(deps).toContain(stack.proxy!.container);
+        expect(deps).toContain(stack.proxy!.configCommand);
         expect(deps).toContain(stack.acme!.container);
     });
 
@@ -731,8 +845,8 @@ describe("VpsStack", () => {
     it("names every container, network and volume vps-stack-<stack>-…", async () => {
         await build(preprodConfig());
         const named = [...ofType(CONTAINER), ...ofType(NETWORK), ...ofType(VOLUME)].map((r) => r.inputs.name);
-        // postgres, redis, backup, api ×2, web, nginx; edge, data; two volumes
-        expect(named.length).toBe(7 + 2 + 2);
+        // postgres, redis, backup, api ×2, web, nginx; edge, data; postgres, redis and nginx-config volumes
+        expect(named.length).toBe(7 + 2 + 3);
         for (const n of named) expect(n).toMatch(/^vps-stack-preprod-/);
     });
 
@@ -752,5 +866,149 @@ describe("VpsStack", () => {
         });
         const dev = loadConfig({ apps: [{ name: "api", image: "demo:1" }] }, "dev");
         expect(appUrls(dev)).toEqual({ api: { url: "https://localhost:8443/", healthUrl: "https://localhost:8443/health" } });
+    });
+});
+
+describe("releases (nginx.mode container)", () => {
+    it("names each app's containers, alias, gate and drain after its release, which is appRelease of its config", async () => {
+        const cfg = preprodConfig();
+        const stack = await build(cfg);
+        for (const app of cfg.apps) {
+            const r = rel(stack, app.name);
+            expect(r).toBe(appRelease(cfg, app));
+            expect(r).toMatch(/^[0-9a-f]{10}$/);
+            const names = Array.from({ length: app.replicas }, (_, i) => `vps-stack-preprod-${app.name}-${r}-${i + 1}`);
+            expect(stack.apps[app.name].containerNames).toEqual(names);
+            for (const [i, n] of names.entries()) {
+                expect(byTypeName(CONTAINER, `vps-stack-app-${app.name}-${r}-${i + 1}`).inputs.name).toBe(n);
+                expect(container(n).networksAdvanced[0]).toEqual({ name: "vps-stack-preprod-edge", aliases: [`${app.name}-${r}`] });
+            }
+            expect(byTypeName(REMOTE_COMMAND, `vps-stack-app-${app.name}-${r}-gate`)).toBeDefined();
+            expect(byTypeName(REMOTE_COMMAND, `vps-stack-app-${app.name}-${r}-drain`)).toBeDefined();
+        }
+        expect(rel(stack, "api")).not.toBe(rel(stack, "web"));
+        // Nothing is named without its release (the host-mode names).
+        expect(ofType(CONTAINER).map((c) => c.inputs.name)).not.toContain("vps-stack-preprod-api-1");
+    });
+
+    it("gates each release with the gate script on stdin, after its containers", async () => {
+        const stack = await build(preprodConfig());
+        const r = rel(stack, "api");
+        const gate = byTypeName(REMOTE_COMMAND, `vps-stack-app-api-${r}-gate`);
+        expect(gate.inputs.create).toBe("sh -s");
+        expect(gate.inputs.stdin).toBe(
+            gateScript({
+                app: "api",
+                stack: "preprod",
+                release: r,
+                image: "ghcr.io/acme/api:1.4.2",
+                containers: [`vps-stack-preprod-api-${r}-1`, `vps-stack-preprod-api-${r}-2`],
+                timeoutSeconds: 120,
+                http: { image: mockImageId("nginx:1.27-alpine"), network: "vps-stack-preprod-edge", port: 3001, path: "/api/health" },
+                keepImages: 3,
+            }),
+        );
+        expect(gate.inputs.delete).toBeUndefined();
+        expect(gate.inputs.addPreviousOutputInEnv).toBe(false);
+        expect(stack.apps.api.gate).toBeDefined();
+        expectSameResources(rawProps.get(`vps-stack-app-api-${r}-gate`)!.opts.dependsOn, stack.apps.api.containers);
+        expect(stack.apps.api.containers).toHaveLength(2);
+    });
+
+    it("drains a retired release by the delete of its drain command: wait for the proxy's old workers, then stop", async () => {
+        const stack = await build(preprodConfig());
+        const r = rel(stack, "api");
+        const drain = byTypeName(REMOTE_COMMAND, `vps-stack-app-api-${r}-drain`);
+        expect(drain.inputs.create).toBe("true");
+        expect(drain.inputs.delete).toBe(
+            drainScript({ proxy: "vps-stack-preprod-nginx", containers: [`vps-stack-preprod-api-${r}-1`, `vps-stack-preprod-api-${r}-2`], drainSeconds: 30, stopSeconds: 10 }),
+        );
+        expect(drain.inputs.delete).toContain(`docker stop -t 10 vps-stack-preprod-api-${r}-1 vps-stack-preprod-api-${r}-2`);
+        expectSameResources(rawProps.get(`vps-stack-app-api-${r}-drain`)!.opts.dependsOn, stack.apps.api.containers);
+    });
+
+    it("takes timeouts and keepImages from the releases section", async () => {
+        const stack = await build(preprodConfig((c) => (c.releases = { healthTimeout: "3m", drainTimeout: "45s", stopTimeout: "20s", keepImages: 5 })));
+        const r = rel(stack, "web");
+        const gate = byTypeName(REMOTE_COMMAND, `vps-stack-app-web-${r}-gate`).inputs.stdin as string;
+        expect(gate).toContain("deadline=$(( $(date +%s) + 180 ))");
+        expect(gate).toContain("tail -n 5)");
+        const drain = byTypeName(REMOTE_COMMAND, `vps-stack-app-web-${r}-drain`).inputs.delete as string;
+        expect(drain).toContain("deadline=$(( $(date +%s) + 45 ))");
+        expect(drain).toContain(`docker stop -t 20 vps-stack-preprod-web-${r}-1 `);
+        expect(stack.proxy!.config).toContain("worker_shutdown_timeout 45s;");
+    });
+
+    it("skips the HTTP check of an app that has its own health command", async () => {
+        const stack = await build(preprodConfig((c) => (c.apps[0].healthCommand = ["node", "healthcheck.js"])));
+        expect(byTypeName(REMOTE_COMMAND, `vps-stack-app-api-${rel(stack, "api")}-gate`).inputs.stdin).not.toContain("docker run");
+        expect(byTypeName(REMOTE_COMMAND, `vps-stack-app-web-${rel(stack, "web")}-gate`).inputs.stdin).toContain(
+            `docker run --rm --network vps-stack-preprod-edge --entrypoint sh ${mockImageId("nginx:1.27-alpine")} -c `,
+        );
+    });
+
+    it("points the proxy at each release's alias and bounds old workers by drainTimeout", async () => {
+        const stack = await build(preprodConfig());
+        const config = stack.proxy!.config;
+        expect(config).toContain("worker_shutdown_timeout 30s;");
+        expect(config).toContain(`server api-${rel(stack, "api")}:3001`);
+        expect(config).toContain(`server web-${rel(stack, "web")}:3000`);
+        expect(config).not.toMatch(/server (api|web):/);
+    });
+
+    it("starts apps after the proxy's image is pulled (their gates use it)", async () => {
+        const stack = await build(preprodConfig());
+        const deps = rawProps.get("vps-stack-app-api")!.opts.dependsOn as pulumi.Resource[];
+        expect(byName("vps-stack-nginx-image").type).toBe(REMOTE_IMAGE);
+        expect(deps).toHaveLength(3);
+        expectSameResources(deps.slice(0, 2), [stack.postgres, stack.redis]);
+        expect(pulumi.CustomResource.isInstance(deps[2])).toBe(true);
+    });
+
+    it("gives every host command addPreviousOutputInEnv false", async () => {
+        await build(preprodConfig((c) => (c.tls = { mode: "acme", acme: { email: "ops@example.com" } })));
+        const cmds = ofType(REMOTE_COMMAND);
+        expect(cmds.length).toBeGreaterThan(5);
+        for (const c of cmds) expect([c.name, c.inputs.addPreviousOutputInEnv]).toEqual([c.name, false]);
+    });
+
+    it("changes only the changed app's release", async () => {
+        const a = await build(preprodConfig());
+        const [api, web] = [rel(a, "api"), rel(a, "web")];
+        resetRecorded();
+        rawProps.clear();
+        const b = await build(preprodConfig((c) => (c.apps[0].image = "ghcr.io/acme/api:1.4.3")));
+        expect(rel(b, "api")).not.toBe(api);
+        expect(rel(b, "web")).toBe(web);
+    });
+});
+
+describe("no releases with the host's nginx (nginx.mode host)", () => {
+    const hostMode = (c: any) => {
+        c.nginx = { mode: "host" };
+        c.apps[0].hostPort = 8000;
+        c.apps[1].hostPort = 8010;
+    };
+
+    it("keeps fixed names, the app's own alias and the provider's wait; no gate, drain, proxy image or drain timeout", async () => {
+        const stack = await build(preprodConfig(hostMode));
+        expect(stack.apps.api.release).toBeUndefined();
+        expect(stack.apps.api.gate).toBeUndefined();
+        expect(stack.apps.api.upstreamHost).toBe("api");
+        expect(stack.apps.api.containerNames).toEqual(["vps-stack-preprod-api-1", "vps-stack-preprod-api-2"]);
+        const api = byTypeName(CONTAINER, "vps-stack-app-api-1").inputs;
+        expect(api.name).toBe("vps-stack-preprod-api-1");
+        expect(api.networksAdvanced[0]).toEqual({ name: "vps-stack-preprod-edge", aliases: ["api"] });
+        expect(api.wait).toBe(true);
+        expect(byTypeName(CONTAINER, "vps-stack-app-web-1").inputs.name).toBe("vps-stack-preprod-web-1");
+        expect(ofType(REMOTE_COMMAND).filter((c) => /-(gate|drain)$/.test(c.name))).toEqual([]);
+        expect(recorded.filter((r) => r.name === "vps-stack-nginx-image" || r.name === "vps-stack-nginx-config")).toEqual([]);
+        expect(stack.hostSite!.config).not.toContain("worker_shutdown_timeout");
+        expectSameResources(rawProps.get("vps-stack-app-api")!.opts.dependsOn, [stack.postgres, stack.redis]);
+    });
+
+    it("names a migration without a release", async () => {
+        await build(preprodConfig((c) => (hostMode(c), (c.apps[0].migrate = { command: ["migrate"] }))));
+        expect(byName("vps-stack-preprod-api-migrate").type).toBe(CONTAINER);
     });
 });

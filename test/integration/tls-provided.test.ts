@@ -7,7 +7,7 @@ import * as path from "path";
 import { loadConfig } from "../../components/config";
 import { validateProvidedCertificate } from "../../components/provided-certificate";
 import { VpsStack } from "../../components/vps-stack";
-import { CONTAINER, isWrappedSecret, ofType, resetRecorded, settled, setupMocks, tempStateDir } from "../mocks";
+import { CONTAINER, isWrappedSecret, ofType, REMOTE_COMMAND, resetRecorded, settled, setupMocks, tempStateDir } from "../mocks";
 import { makeCa, tempDir, tool } from "./tools";
 
 const dir = tempDir("tls-provided");
@@ -63,7 +63,7 @@ describe("a stack with a provided certificate", () => {
         );
     });
 
-    it("uploads the provided chain and key (secret, 0400), makes no CA", async () => {
+    it("sends the provided chain and key to the proxy's config command only, as secret stdin, and makes no CA", async () => {
         resetRecorded();
         setupMocks("preprod");
         const stack = new VpsStack("vps-stack", loadConfig(raw({ TLS_CERTIFICATE: chain, TLS_PRIVATE_KEY: key }), "preprod"), { stateDir: tempStateDir() });
@@ -71,9 +71,12 @@ describe("a stack with a provided certificate", () => {
         expect(stack.certificates).toBeUndefined();
         expect(ofType("tls:index/selfSignedCert:SelfSignedCert")).toHaveLength(0);
         const nginx = ofType(CONTAINER).find((c) => c.inputs.name === "vps-stack-preprod-nginx")!;
-        const up = (f: string) => nginx.inputs.uploads.find((u: any) => u.file === f);
-        expect(up("/etc/nginx/tls/server.crt").content).toBe(chain);
-        expect(up("/etc/nginx/tls/server.key")).toMatchObject({ content: key, permissions: "0400" });
-        expect(isWrappedSecret(nginx.raw.uploads)).toBe(true);
+        expect(nginx.inputs.uploads ?? []).toEqual([]);
+        const cmd = ofType(REMOTE_COMMAND).find((c) => c.name === "vps-stack-nginx-config")!;
+        expect(isWrappedSecret(cmd.raw.stdin)).toBe(true);
+        const call = (cmd.inputs.stdin as string).match(/\nvps_proxy_install (\S+) (\S+) (\S+) (\S+)\n$/)!;
+        expect(call[1]).toBe("/etc/nginx/vps-stack");
+        expect(Buffer.from(call[3], "base64").toString()).toBe(chain);
+        expect(Buffer.from(call[4], "base64").toString()).toBe(key);
     });
 });
