@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { acmeDirectoryUrl, ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } from "./components/config";
 import { expandHome } from "./components/paths";
+import { releaseCommands } from "./components/release";
 import { readSite } from "./components/static-files";
 import { VpsStack } from "./components/vps-stack";
 
@@ -34,7 +35,7 @@ const stack = new VpsStack("vps-stack", cfg, { stateDir: process.env.VPS_STACK_S
 export const urls = Object.fromEntries(Object.entries(stack.urls).map(([app, u]) => [app, u.url]));
 export const healthUrls = Object.fromEntries(Object.entries(stack.urls).map(([app, u]) => [app, u.healthUrl]));
 /** The CA to trust when calling the stack (tls.mode "ca"); absent with a provided certificate. */
-export const caCertificate = stack.certificates?.caCertPem;
+export const caCertificate = stack.certificates?.caCertPem ?? null;
 export const dockerHost = stack.host.dockerHost ?? "local";
 export const networks = { edge: stack.networks.edge.name, data: stack.networks.data.name };
 export const containers = {
@@ -45,8 +46,23 @@ export const containers = {
     acme: stack.acme?.containerName,
     apps: Object.fromEntries(Object.entries(stack.apps).map(([app, s]) => [app, s.containerNames])),
 };
+/**
+ * Container mode: each app's live release (id and image) and the command that prints its history on the
+ * host; `scripts/rollback.sh` reads them to go back one release.
+ */
+export const releases = (() => {
+    const history = releaseCommands(cfg.stack, cfg.apps.map((a) => a.name), cfg.host);
+    return Object.fromEntries(
+        cfg.apps.flatMap((a, index) => {
+            const release = stack.apps[a.name].release;
+            return release ? [[a.name, { index, release, image: a.image, history: history[a.name].history }]] : [];
+        }),
+    );
+})();
 /** nginx.mode "host": the site file in the host's nginx. */
-export const nginxSite = stack.hostSite?.siteFile;
+// null rather than undefined where a stack has no such thing: Pulumi warns about every undefined output,
+// which a newcomer's first `pulumi up` should not show.
+export const nginxSite = stack.hostSite?.siteFile ?? null;
 export const volumes = { postgres: stack.postgres.volumeName, redis: stack.redis.volumeName };
 export const postgres = {
     host: stack.postgres.hostAlias,
@@ -68,8 +84,6 @@ export const backup = {
     commands: stack.backupCommands,
 };
 /** tls.mode "acme": which CA, which certificate, and the commands to inspect or renew it. */
-export const acme = stack.acme && {
-    directoryUrl: acmeDirectoryUrl(cfg.tls.acme),
-    certificateName: stack.acme.certName,
-    commands: stack.acmeCommands,
-};
+export const acme = stack.acme
+    ? { directoryUrl: acmeDirectoryUrl(cfg.tls.acme), certificateName: stack.acme.certName, commands: stack.acmeCommands }
+    : null;

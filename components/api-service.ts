@@ -4,6 +4,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, ONE_SHOT_LABEL } from "./container-defaults";
 import { pullImage } from "./image";
+import { drainScript, gateScript, releaseNames } from "./release";
 import { renderStaticSiteConf } from "./render/static-site";
 import { dockerEnv, execHealthTest, httpHealthTest } from "./sinks/docker";
 import { SiteFile } from "./static-files";
@@ -61,6 +62,23 @@ export interface ApiServiceArgs {
     edgeNetwork: pulumi.Input<string>;
     /** Set when the app uses PostgreSQL or Redis. */
     dataNetwork?: pulumi.Input<string>;
+    /**
+     * Release mode (the proxy container): the app's containers belong to this release (see release.ts)
+     * and start beside the previous release's, are gated, and the previous ones drain. Without it (the
+     * host's nginx, whose site names fixed 127.0.0.1 ports), containers have fixed names and are replaced
+     * delete-first.
+     */
+    release?: {
+        id: string;
+        /** Seconds for every replica to become healthy before the release is refused. */
+        healthTimeoutSeconds: number;
+        /** The proxy: its container (drained before the old release stops) and image (the HTTP check). */
+        proxy: { container: string; image: pulumi.Input<string> };
+        drainTimeoutSeconds: number;
+        /** Seconds between SIGTERM and SIGKILL when a drained release stops. */
+        stopTimeoutSeconds: number;
+        keepImages: number;
+    };
 }
 
 /** Environment and uploads for an app's secrets; pure, exported for tests. */
@@ -87,13 +105,22 @@ export function healthTest(a: { port: number; healthPath: string; healthCommand?
 }
 
 export class ApiService extends pulumi.ComponentResource {
+    readonly appName: string;
+    /** Release mode: the release these containers belong to. */
+    readonly release?: string;
     readonly containerNames: string[];
     readonly containers: docker.Container[];
+    /** What the proxy's upstream names: the release's alias (release mode) or the app's name. */
+    readonly upstreamHost: string;
+    /** Release mode: the command that passes once the release is healthy; the proxy switches after it. */
+    readonly gate?: pulumi.Resource;
     /** The migration's container, when the app has one. */
     readonly migration?: docker.Container;
 
     constructor(name: string, args: ApiServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super(API_SERVICE_TYPE, name, {}, opts);
+        this.appName = args.name;
+        this.release = args.release?.id;
         const provider = args.host.provider;
         const image = pullImage(`${name}-image`, { ref: args.image, trackTag: args.trackTag }, { parent: this, provider });
         const delivery = secretDelivery(args.secretDelivery, args.secrets);
@@ -109,7 +136,16 @@ export class ApiService extends pulumi.ComponentResource {
         // A static site's Nginx master needs to switch users and own its cache directories.
         const capAdd = isStatic ? ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", ...args.capAdd] : args.capAdd;
 
-        const networks = [{ name: args.edgeNetwork, aliases: [args.name] }, ...(args.dataNetwork ? [{ name: args.dataNetwork }] : [])];
+        const release = args.release;
+        const names = release ? releaseNames(args.prefix, args.name, release.id, args.replicas) : undefined;
+        // In release mode the alias is the release's own: old and new releases never share a name the proxy
+        // resolves, so it switches by a reload and not by chance.
+        this.upstreamHost = names?.alias ?? args.name;
+        // Resource names carry the release too: a new release is new resources, created before the old
+        // release's are deleted (at the end of `pulumi up`, after the proxy switched). A failed gate stops
+        // `pulumi up` before that, so the old release is never touched.
+        const rel = release ? `-${release.id}` : "";
+        const networks = [{ name: args.edgeNetwork, aliases: [this.upstreamHost] }, ...(args.dataNetwork ? [{ name: args.dataNetwork }] : [])];
 
         // The migration runs in the new image, with the app's environment and secrets, to completion
         // (attach), before the replicas are replaced. The replicas only get their image once it exited
@@ -122,7 +158,7 @@ export class ApiService extends pulumi.ComponentResource {
             // replicas down before it even ran. They wait for it through dependsOn, and read its exit code
             // through a plain promise, which carries no dependency.
             this.migration = new docker.Container(
-                `${args.prefix}-${args.name}-migrate`,
+                `${args.prefix}-${args.name}${rel}-migrate`,
                 {
                     image: image.imageId,
                     // Limits, log rotation and hardening like every container; but it runs to completion:
@@ -158,11 +194,11 @@ export class ApiService extends pulumi.ComponentResource {
                   );
         }
 
-        this.containerNames = Array.from({ length: args.replicas }, (_, i) => `${args.prefix}-${args.name}-${i + 1}`);
+        this.containerNames = names?.containers ?? Array.from({ length: args.replicas }, (_, i) => `${args.prefix}-${args.name}-${i + 1}`);
         this.containers = this.containerNames.map(
             (containerName, i) =>
                 new docker.Container(
-                    `${name}-${i + 1}`,
+                    `${name}${rel}-${i + 1}`,
                     {
                         name: containerName,
                         image: image_,
@@ -180,10 +216,13 @@ export class ApiService extends pulumi.ComponentResource {
                         ports: args.hostPort !== undefined ? [{ internal: args.port, external: args.hostPort + i, ip: "127.0.0.1", protocol: "tcp" }] : undefined,
                         networksAdvanced: networks,
                         healthcheck: healthcheck({ tests: healthTest(args), interval: "15s", timeout: "5s", retries: 3, startPeriod: "20s" }),
+                        // Release mode: the gate waits, and removes a release that never gets healthy (the
+                        // provider's own wait would leave it running, and in the state).
+                        wait: !release,
                         waitTimeout: 120,
                     },
-                    // Names are fixed (vps-stack-<stack>-<app>-<n>), so a replacement must delete first; the
-                    // proxy reloads afterwards to pick up the new addresses (see NginxProxy).
+                    // Names are fixed within a release (and without releases), so a replacement of the same
+                    // resource must delete first. A release never replaces: it adds resources.
                     {
                         parent: this,
                         provider,
@@ -193,6 +232,43 @@ export class ApiService extends pulumi.ComponentResource {
                     },
                 ),
         );
-        this.registerOutputs({ containerNames: this.containerNames });
+        if (release) {
+            const containers = this.containerNames;
+            this.gate = args.host.run(
+                `${name}${rel}-gate`,
+                {
+                    create: "sh -s",
+                    stdin: pulumi.all([release.proxy.image, args.edgeNetwork]).apply(([proxyImage, network]) =>
+                        gateScript({
+                            app: args.name,
+                            stack: args.stack,
+                            release: release.id,
+                            image: args.image,
+                            containers,
+                            timeoutSeconds: release.healthTimeoutSeconds,
+                            http: args.healthCommand ? undefined : { image: proxyImage, network, port: args.port, path: args.healthPath },
+                            keepImages: release.keepImages,
+                        }),
+                    ),
+                },
+                { dependsOn: this.containers },
+            );
+            // Nothing to do while the release lives; its delete (when a newer release replaced it and the
+            // proxy switched) drains, then stops the containers before the provider removes them.
+            args.host.run(
+                `${name}${rel}-drain`,
+                {
+                    create: "true",
+                    delete: drainScript({
+                        proxy: release.proxy.container,
+                        containers,
+                        drainSeconds: release.drainTimeoutSeconds,
+                        stopSeconds: release.stopTimeoutSeconds,
+                    }),
+                },
+                { dependsOn: this.containers },
+            );
+        }
+        this.registerOutputs({ containerNames: this.containerNames, upstreamHost: this.upstreamHost });
     }
 }

@@ -396,6 +396,15 @@ const backupSchema = z
     })
     .describe("Scheduled PostgreSQL backups.");
 
+const releasesSchema = z
+    .strictObject({
+        healthTimeout: duration("120s", "How long a new release of an app may take to become healthy; after that it is removed, `pulumi up` fails and the previous release keeps serving."),
+        drainTimeout: duration("30s", "After the proxy switched to a new release, how long requests still in flight to the previous release may take before its containers stop."),
+        stopTimeout: duration("10s", "Between SIGTERM and SIGKILL when a drained release stops (the app finishes what it holds)."),
+        keepImages: z.number().int().min(1, "must be at least 1").max(20, "is absurd: at most 20").default(3).describe("Images of each app's last releases kept on the host, so that a rollback needs no registry."),
+    })
+    .describe("How apps are released with the proxy container: a new release starts beside the old one, takes traffic once healthy, and the old one drains.");
+
 const rotateSchema = z
     .record(z.string().regex(/^(postgres|redis|[A-Z_][A-Z0-9_]*)$/, "must be postgres, redis or a generated secret's name"), z.string().min(1))
     .describe("Rotation tokens: change a value (e.g. a date) to regenerate that secret on the next `pulumi up`.");
@@ -414,6 +423,7 @@ export const configSchema = z.strictObject({
     apps: appsSchema.default([]),
     nginx: nginxSchema.prefault({}),
     backup: backupSchema.prefault({}),
+    releases: releasesSchema.prefault({}),
     rotate: rotateSchema.default({}),
     secrets: secretsSchema.default({}),
 });
@@ -545,6 +555,10 @@ const EXAMPLES: Record<string, string> = {
     "backup.retention.weekly": "4",
     "backup.retention.monthly": "6",
     "backup.maxAgeHours": "26",
+    "releases.healthTimeout": "120s",
+    "releases.drainTimeout": "30s",
+    "releases.stopTimeout": "10s",
+    "releases.keepImages": "3",
 };
 
 /**

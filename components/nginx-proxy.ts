@@ -1,25 +1,36 @@
 // The reverse proxy, in container mode: the only container that publishes ports (80/443; 8080/8443 on
-// dev). Its nginx.conf is rendered by renderNginxConf; certificate and key are uploaded, the key 0400.
+// dev). Its configuration (nginx.conf from renderNginxConf, certificate and key) lives in a volume of its
+// own and changes by `nginx -t` then a graceful reload, never by replacing the container: requests in
+// flight finish on the old workers. Only a new Nginx image replaces the container.
+import * as fs from "fs";
+import * as path from "path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { ACME_CONFIG_DIR, AcmeClient, certificateWatcher } from "./acme-client";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "./container-defaults";
-import { pullImage } from "./image";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels } from "./container-defaults";
 import { NGINX_HEALTH_PATH, NginxSite, renderNginxConf } from "./render/nginx";
+import { shellCommand, shellWord } from "./sinks/shell";
 import { VpsHost } from "./vps-host";
 
 export const NGINX_PROXY_TYPE = "vps-stack:index:NginxProxy";
 
-export const NGINX_CONF_FILE = "/etc/nginx/nginx.conf";
-export const NGINX_CERT_FILE = "/etc/nginx/tls/server.crt";
-export const NGINX_KEY_FILE = "/etc/nginx/tls/server.key";
+/** The config volume, inside the proxy (read-only) and the throwaway container that installs it. */
+export const PROXY_CONFIG_DIR = "/etc/nginx/vps-stack";
+/** What the proxy runs: the live version's nginx.conf (a symlink switched by vps-stack-proxy.sh). */
+export const NGINX_CONF_FILE = `${PROXY_CONFIG_DIR}/live/nginx.conf`;
+/** Relative to the version's directory, so `nginx -t` of a staged version reads its own files. */
+export const NGINX_CERT_FILE = "tls/server.crt";
+export const NGINX_KEY_FILE = "tls/server.key";
+
+/** The install script, read from the repository: piped to `sh -s` in a throwaway proxy container. */
+export const proxyScript = (): string => fs.readFileSync(path.join(__dirname, "proxy", "vps-stack-proxy.sh"), "utf8");
 
 export interface NginxProxyArgs {
     host: VpsHost;
     prefix: string;
     stack: string;
-    /** @default "nginx:1.27-alpine" */
-    image: string;
+    /** The pulled Nginx image (nginx.image), shared with the apps' release gates. */
+    image: docker.RemoteImage;
     /** Everything renderNginxConf needs except the certificate paths, which are fixed here. */
     site: Omit<NginxSite, "certificatePath" | "keyPath">;
     /** Public ports. @default 80 / 443 (8080 / 8443 on dev) */
@@ -36,8 +47,13 @@ export interface NginxProxyArgs {
      */
     acme?: AcmeClient;
     edgeNetwork: pulumi.Input<string>;
-    /** The app containers: nginx resolves them at start and reloads when they are replaced. */
-    upstreams: docker.Container[];
+    /** What must exist before the config names it: the app releases' gates (or containers). */
+    upstreams: pulumi.Resource[];
+    /**
+     * Ids of the app containers: nginx resolves upstream names when it loads its config, so a container
+     * replaced under the same name (a re-pushed tag) needs a reload to be found at its new address.
+     */
+    reloadOn: pulumi.Input<string>[];
     /** @default "256m" */
     memory: string;
     /** @default 1 */
@@ -51,13 +67,17 @@ export interface NginxProxyArgs {
  * deploy would leave the site down.
  */
 export function nginxReloadCommand(container: string): string {
-    return `docker exec ${container} nginx -t -q && docker exec ${container} nginx -s reload`;
+    const nginx = ["docker", "exec", container, "nginx", "-c", NGINX_CONF_FILE];
+    return `${shellCommand([...nginx, "-t", "-q"])} && ${shellCommand([...nginx, "-s", "reload"])}`;
 }
 
 export class NginxProxy extends pulumi.ComponentResource {
     readonly containerName: string;
     readonly config: string;
     readonly container: docker.Container;
+    readonly imageId: pulumi.Output<string>;
+    /** The command that installs the configuration and reloads the proxy. */
+    readonly configCommand: pulumi.Resource;
 
     constructor(name: string, args: NginxProxyArgs, opts?: pulumi.ComponentResourceOptions) {
         super(NGINX_PROXY_TYPE, name, {}, opts);
@@ -71,8 +91,55 @@ export class NginxProxy extends pulumi.ComponentResource {
             throw new Error("NginxProxy: certificatePem and keyPem are required without acme");
         }
 
-        const image = pullImage(`${name}-image`, { ref: args.image, trackTag: false }, { parent: this, provider });
+        const image = args.image;
+        this.imageId = image.imageId;
+        const configVolume = new docker.Volume(
+            `${name}-config-volume`,
+            { name: `${args.prefix}-nginx-config`, labels: labels(args.stack, "nginx") },
+            { parent: this, provider },
+        );
+        const acmeMounts = acme
+            ? [
+                  { volume: acme.configVolume!.name, path: ACME_CONFIG_DIR },
+                  { volume: acme.webrootVolume!.name, path: acme.webroot },
+              ]
+            : [];
+
+        // Installs the configuration into the volume through a throwaway container of the same image on the
+        // same network (so nginx -t resolves the upstreams as the proxy will), then reloads the proxy when
+        // it runs. The first time, it runs before the proxy exists, which then starts on it.
+        const b64 = (v: string) => Buffer.from(v).toString("base64");
+        const call = acme
+            ? pulumi.output(`vps_proxy_install ${PROXY_CONFIG_DIR} ${b64(this.config)}\n`)
+            : pulumi.secret(
+                  pulumi
+                      .all([args.certificatePem!, args.keyPem!])
+                      .apply(([cert, key]) => `vps_proxy_install ${PROXY_CONFIG_DIR} ${b64(this.config)} ${b64(cert)} ${b64(key)}\n`),
+              );
+        const mounts = pulumi.all([configVolume.name, ...acmeMounts.map((m) => m.volume)]);
+        this.configCommand = args.host.run(
+            `${name}-config`,
+            {
+                create: pulumi.all([mounts, args.edgeNetwork, image.imageId]).apply(([[config, ...acmeVolumes], network, imageId]) =>
+                    [
+                        shellCommand([
+                            "docker", "run", "--rm", "-i", "--network", network,
+                            "-v", `${config}:${PROXY_CONFIG_DIR}`,
+                            ...acmeMounts.flatMap((m, i) => ["-v", `${acmeVolumes[i]}:${m.path}:ro`]),
+                            "--entrypoint", "sh", imageId, "-s",
+                        ]),
+                        // The running proxy (not on the first deploy) loads it with a graceful reload.
+                        `if [ "$(docker inspect -f '{{.State.Running}}' ${shellWord(this.containerName)} 2>/dev/null)" = true ]; then ${nginxReloadCommand(this.containerName)}; fi`,
+                    ].join(" && "),
+                ),
+                stdin: pulumi.all([call]).apply(([c]) => `${proxyScript()}\n${c}`),
+                triggers: args.reloadOn,
+            },
+            { parent: this, dependsOn: [...args.upstreams, ...(acme ? [acme.container] : [])] },
+        );
+
         const healthUrl = `http://127.0.0.1${NGINX_HEALTH_PATH}`;
+        const nginx = `nginx -c ${NGINX_CONF_FILE}`;
         this.container = new docker.Container(
             name,
             {
@@ -80,24 +147,17 @@ export class NginxProxy extends pulumi.ComponentResource {
                 image: image.imageId,
                 ...baseContainerArgs(args.stack, "nginx", args),
                 command: acme
-                    ? ["sh", "-c", `(\n${certificateWatcher(acme.servedFile)}\n) &\nexec nginx -g 'daemon off;'`]
-                    : ["nginx", "-g", "daemon off;"],
-                uploads: [
-                    { file: NGINX_CONF_FILE, content: this.config, permissions: "0444" },
+                    ? ["sh", "-c", `(\n${certificateWatcher(acme.servedFile, { nginx })}\n) &\nexec ${nginx} -g 'daemon off;'`]
+                    : ["nginx", "-c", NGINX_CONF_FILE, "-g", "daemon off;"],
+                volumes: [
+                    { volumeName: configVolume.name, containerPath: PROXY_CONFIG_DIR, readOnly: true },
                     ...(acme
-                        ? []
-                        : [
-                              { file: NGINX_CERT_FILE, content: args.certificatePem!, permissions: "0444" },
-                              // Read by the master process as root before workers drop privileges.
-                              { file: NGINX_KEY_FILE, content: pulumi.secret(args.keyPem!), permissions: "0400" },
-                          ]),
+                        ? [
+                              { volumeName: acme.configVolume!.name, containerPath: ACME_CONFIG_DIR, readOnly: true },
+                              { volumeName: acme.webrootVolume!.name, containerPath: acme.webroot, readOnly: true },
+                          ]
+                        : []),
                 ],
-                volumes: acme
-                    ? [
-                          { volumeName: acme.configVolume!.name, containerPath: ACME_CONFIG_DIR, readOnly: true },
-                          { volumeName: acme.webrootVolume!.name, containerPath: acme.webroot, readOnly: true },
-                      ]
-                    : [],
                 ports: [
                     { internal: 80, external: args.httpPort, ip: args.bindAddress, protocol: "tcp" },
                     { internal: 443, external: args.httpsPort, ip: args.bindAddress, protocol: "tcp" },
@@ -114,18 +174,10 @@ export class NginxProxy extends pulumi.ComponentResource {
                 }),
                 waitTimeout: 90,
             },
-            // It owns the public ports, so two cannot run at once: the old one stops first (a restart of
-            // about a second, only when the proxy's own config changes).
+            // It owns the public ports, so two cannot run at once: the old one stops first. Only a new
+            // Nginx image (or its container settings) gets here; configuration changes are reloads.
             // With ACME it starts once the ACME container serves the placeholder certificate.
-            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [...args.upstreams, ...(acme ? [acme.container] : [])] },
-        );
-
-        // nginx resolves upstream names when it loads its config; after an app container is replaced its
-        // address may change, so reload (re-reads the config and re-resolves).
-        args.host.run(
-            `${name}-reload`,
-            { create: nginxReloadCommand(this.containerName), triggers: args.upstreams.map((c) => c.id) },
-            { dependsOn: [this.container] },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [this.configCommand] },
         );
         this.registerOutputs({ containerName: this.containerName });
     }

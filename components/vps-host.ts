@@ -95,7 +95,17 @@ export class VpsHost extends pulumi.ComponentResource {
 
     /** Runs a shell command on the host: over SSH on a VPS, locally on dev. */
     run(name: string, args: HostCommandArgs, opts?: pulumi.CustomResourceOptions): command.local.Command | command.remote.Command {
-        const common = { create: args.create, delete: args.delete, stdin: args.stdin, triggers: args.triggers, logging: "stdoutAndStderr" as const };
+        // addPreviousOutputInEnv off: the provider would send the last output as environment variables,
+        // which a default sshd (no AcceptEnv) refuses with a warning on every update and delete; and the
+        // schema default differs between provider builds, which shows as a diff. Nothing here reads them.
+        const common = {
+            create: args.create,
+            delete: args.delete,
+            stdin: args.stdin,
+            triggers: args.triggers,
+            logging: "stdoutAndStderr" as const,
+            addPreviousOutputInEnv: false,
+        };
         if (this.connection) {
             return new command.remote.Command(name, { ...common, connection: this.connection }, { parent: this, ...opts });
         }

@@ -13,7 +13,9 @@ import { hostRoutes, NginxSite } from "./render/nginx";
 import { StackCertificates } from "./stack-certificates";
 import { StackNetworks } from "./stack-networks";
 import { StackSecrets } from "./stack-secrets";
-import { readSite } from "./static-files";
+import { pullImage } from "./image";
+import { fingerprint, releaseId } from "./release";
+import { readSite, SiteFile } from "./static-files";
 import { VpsHost } from "./vps-host";
 
 export const VPS_STACK_TYPE = "vps-stack:index:VpsStack";
@@ -37,15 +39,42 @@ export function appUrls(cfg: Pick<StackConfig, "apps" | "nginx">): Record<string
     );
 }
 
+/**
+ * The release id of an app (see release.ts): everything its containers are made of, and nothing that only
+ * the proxy uses (routes, per-app proxy settings), so a header change is a reload, not a release. Secret
+ * values appear only as fingerprints. Pure, exported for tests.
+ */
+export function appRelease(cfg: Pick<StackConfig, "apps" | "secrets" | "rotate" | "postgres" | "redis" | "nginx">, app: StackConfig["apps"][number], site?: SiteFile[]): string {
+    const { proxy: _proxy, hosts: _hosts, paths: _paths, ...spec } = app;
+    const provided = Object.entries(app.secrets)
+        .filter(([, s]) => s === "required")
+        .map(([n]) => [n, fingerprint(cfg.secrets[n] ?? "")]);
+    return releaseId({
+        spec,
+        provided: Object.fromEntries(provided),
+        rotate: cfg.rotate,
+        // DATABASE_URL and REDIS_URL are made of these.
+        database: app.database ? { user: cfg.postgres.user, database: cfg.postgres.database, rotate: cfg.rotate.postgres } : undefined,
+        redis: app.redis ? { rotate: cfg.rotate.redis } : undefined,
+        // A static site's files, and the stack's Nginx image that serves them by default.
+        site: site ? fingerprint(site.map((f) => `${f.path}\0${f.contentBase64}`).join("\0")) : undefined,
+        staticImage: app.kind === "static" ? app.image : undefined,
+    });
+}
+
 /** What the proxy serves, from the stack's config (certificate paths are the proxy's business). */
-export function nginxSite(cfg: Pick<StackConfig, "apps" | "nginx">): Omit<NginxSite, "certificatePath" | "keyPath"> {
+export function nginxSite(
+    cfg: Pick<StackConfig, "apps" | "nginx"> & Partial<Pick<StackConfig, "releases">>,
+    /** Container mode: each app's upstream host (its release's alias); default the app's name. */
+    upstreamHosts: Record<string, string> = {},
+): Omit<NginxSite, "certificatePath" | "keyPath"> {
     const host = cfg.nginx.mode === "host";
     return {
         apps: cfg.apps.map((a) => ({
             name: a.name,
-            // Container mode: the app's alias on the edge network. Host mode: its 127.0.0.1 ports.
+            // Container mode: the release's alias on the edge network. Host mode: its 127.0.0.1 ports.
             // (The config requires hostPort in host mode.)
-            servers: host ? Array.from({ length: a.replicas }, (_, i) => `127.0.0.1:${a.hostPort! + i}`) : [`${a.name}:${a.port}`],
+            servers: host ? Array.from({ length: a.replicas }, (_, i) => `127.0.0.1:${a.hostPort! + i}`) : [`${upstreamHosts[a.name] ?? a.name}:${a.port}`],
             hosts: a.hosts,
             paths: a.paths,
             healthPath: a.healthPath,
@@ -62,6 +91,8 @@ export function nginxSite(cfg: Pick<StackConfig, "apps" | "nginx">): Omit<NginxS
         keepalive: cfg.nginx.keepalive,
         // The host's nginx listens on the public ports itself; the container maps them onto 80/443.
         ...(host ? { listen: { http: cfg.nginx.httpPort, https: cfg.nginx.httpsPort } } : {}),
+        // The proxy container's old workers give up on requests still held after a release's drain.
+        ...(!host && cfg.releases ? { drainTimeoutSeconds: durationSeconds(cfg.releases.drainTimeout) } : {}),
     };
 }
 
@@ -167,6 +198,11 @@ export class VpsStack extends pulumi.ComponentResource {
             child,
         );
 
+        // Container mode: apps are released beside their previous release and gated; the gate asks the
+        // app's health path from the proxy's network, with the proxy's image.
+        const containerProxy = cfg.nginx.mode === "container";
+        const proxyImage = containerProxy ? pullImage(`${name}-nginx-image`, { ref: cfg.nginx.image, trackTag: false }, { parent: this, provider: host.provider }) : undefined;
+        const proxyContainer = `${prefix}-nginx`;
         this.apps = Object.fromEntries(
             cfg.apps.map((app) => {
                 const secrets: Record<string, pulumi.Input<string>> = {};
@@ -175,10 +211,8 @@ export class VpsStack extends pulumi.ComponentResource {
                 for (const [n, spec] of Object.entries(app.secrets)) {
                     secrets[n] = spec === "generate" ? this.secrets.generated[n] : pulumi.secret(cfg.secrets[n]);
                 }
-                const staticSite =
-                    app.kind === "static" && app.static
-                        ? { root: app.static.root, files: readSite(app.static) }
-                        : undefined;
+                const files = app.kind === "static" && app.static ? readSite(app.static) : undefined;
+                const staticSite = files ? { root: app.static!.root, files } : undefined;
                 const service = new ApiService(
                     `${name}-app-${app.name}`,
                     {
@@ -192,15 +226,26 @@ export class VpsStack extends pulumi.ComponentResource {
                         secrets,
                         edgeNetwork: this.networks.edge.name,
                         dataNetwork: app.database || app.redis ? this.networks.data.name : undefined,
+                        release: proxyImage
+                            ? {
+                                  id: appRelease(cfg, app, files),
+                                  healthTimeoutSeconds: durationSeconds(cfg.releases.healthTimeout),
+                                  proxy: { container: proxyContainer, image: proxyImage.imageId },
+                                  drainTimeoutSeconds: durationSeconds(cfg.releases.drainTimeout),
+                                  stopTimeoutSeconds: durationSeconds(cfg.releases.stopTimeout),
+                                  keepImages: cfg.releases.keepImages,
+                              }
+                            : undefined,
                     },
                     // Apps start after the data services are healthy.
-                    { parent: this, dependsOn: [this.postgres, this.redis] },
+                    { parent: this, dependsOn: [this.postgres, this.redis, ...(proxyImage ? [proxyImage] : [])] },
                 );
                 return [app.name, service];
             }),
         );
 
         const upstreams = Object.values(this.apps).flatMap((a) => a.containers);
+        const upstreamHosts = Object.fromEntries(Object.values(this.apps).map((a) => [a.appName, a.upstreamHost]));
         if (cfg.tls.mode === "acme") {
             const acme = cfg.tls.acme;
             this.acme = new AcmeClient(
@@ -239,8 +284,8 @@ export class VpsStack extends pulumi.ComponentResource {
                     host,
                     prefix,
                     stack,
-                    image: cfg.nginx.image,
-                    site: nginxSite(cfg),
+                    image: proxyImage!,
+                    site: nginxSite(cfg, upstreamHosts),
                     httpPort: cfg.nginx.httpPort,
                     httpsPort: cfg.nginx.httpsPort,
                     bindAddress: cfg.local ? "127.0.0.1" : "0.0.0.0",
@@ -248,13 +293,14 @@ export class VpsStack extends pulumi.ComponentResource {
                     keyPem: cert?.keyPem,
                     acme: this.acme,
                     edgeNetwork: this.networks.edge.name,
-                    upstreams,
+                    upstreams: Object.values(this.apps).flatMap((a) => (a.gate ? [a.gate] : a.containers)),
+                    reloadOn: upstreams.map((c) => c.id),
                     memory: cfg.nginx.memory,
                     cpus: cfg.nginx.cpus,
                 },
                 child,
             );
-            this.acme?.issueThenReload(`${name}-acme-issue`, nginxReloadCommand(this.proxy.containerName), [this.proxy.container]);
+            this.acme?.issueThenReload(`${name}-acme-issue`, nginxReloadCommand(this.proxy.containerName), [this.proxy.container, this.proxy.configCommand]);
         }
 
         if (cfg.backup.enabled) {

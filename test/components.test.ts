@@ -543,7 +543,7 @@ describe("NginxProxy", () => {
         expect(nginx.volumes).toEqual([{ volumeName: "vps-stack-preprod-nginx-config", containerPath: PROXY_CONFIG_DIR, readOnly: true }]);
         expect(nginx.command).toEqual(["nginx", "-c", "/etc/nginx/vps-stack/live/nginx.conf", "-g", "daemon off;"]);
         expect(NGINX_CONF_FILE).toBe("/etc/nginx/vps-stack/live/nginx.conf");
-        expect(byTypeName(VOLUME, "vps-stack-nginx-config").inputs).toMatchObject({ name: "vps-stack-preprod-nginx-config" });
+        expect(byTypeName(VOLUME, "vps-stack-nginx-config-volume").inputs).toMatchObject({ name: "vps-stack-preprod-nginx-config" });
         // The stack pulls the proxy's image once (the apps' gates use it too); the proxy runs it by id.
         expect(byName("vps-stack-nginx-image").inputs).toMatchObject({ name: "nginx:1.27-alpine", keepLocally: true });
         expect(nginx.image).toBe(mockImageId("nginx:1.27-alpine"));
@@ -932,7 +932,7 @@ describe("releases (nginx.mode container)", () => {
         const r = rel(stack, "web");
         const gate = byTypeName(REMOTE_COMMAND, `vps-stack-app-web-${r}-gate`).inputs.stdin as string;
         expect(gate).toContain("deadline=$(( $(date +%s) + 180 ))");
-        expect(gate).toContain("tail -n 5)");
+        expect(gate).toContain("head -n 5)");
         const drain = byTypeName(REMOTE_COMMAND, `vps-stack-app-web-${r}-drain`).inputs.delete as string;
         expect(drain).toContain("deadline=$(( $(date +%s) + 45 ))");
         expect(drain).toContain(`docker stop -t 20 vps-stack-preprod-web-${r}-1 `);

@@ -252,10 +252,10 @@ describe("gateScript through the shell sink", () => {
         );
     });
 
-    // Found by the property above with arbitrary app names: releaseLogPath puts stack and app into a
-    // double-quoted string, not through shellWord. The config only accepts [a-z0-9-] names, so it cannot
-    // happen today; this documents the gap (rule 13) and will start failing, as it should, once fixed.
-    it.failing("keeps an arbitrary app name out of the shell (history path)", () => {
+    // Found by the property above with arbitrary app names: the history path once put stack and app into a
+    // double-quoted string instead of through shellWord. The config only accepts [a-z0-9-] names, but the
+    // sink rule holds for every value (house style 13).
+    it("keeps an arbitrary app name out of the shell (history path)", () => {
         const dir = scratch();
         const fake = fakeDocker(dir);
         fake.set("state.default", ["running healthy"]);

@@ -59,6 +59,11 @@ export interface NginxSite {
      * /.well-known/acme-challenge/ from it for every host name instead of redirecting.
      */
     acmeWebroot?: string;
+    /**
+     * Seconds that workers of the previous configuration may keep serving the requests they hold after a
+     * reload (worker_shutdown_timeout): the drain of a release. Unset: until those requests end.
+     */
+    drainTimeoutSeconds?: number;
 }
 
 /** The HTTP-01 location: exact files only (no listing, no fallback), never redirected to HTTPS. */
@@ -311,6 +316,7 @@ export function renderNginxConf(site: NginxSite): string {
     const lines = [
         "# Rendered by vps-stack; changes here are overwritten on the next `pulumi up`.",
         "worker_processes auto;",
+        ...(site.drainTimeoutSeconds !== undefined ? [`worker_shutdown_timeout ${site.drainTimeoutSeconds}s;`] : []),
         `pid ${nginxToken(rt.pid)};`,
         `error_log ${nginxToken(rt.errorLog)} warn;`,
         "",

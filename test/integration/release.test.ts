@@ -80,11 +80,9 @@ describe("gate", () => {
         ]);
     });
 
-    // The kept set is this app's keepImages most recently *first seen* image ids (awk '!seen[$0]++' keeps
-    // the first occurrence, then tail). After a rollback to an old image, the image that went live last
-    // is not among the "last N releases", and an older, no longer used one is kept instead. Expected here
-    // is what the design says (the images of the last N releases); marked failing until release.ts changes.
-    it.failing("after a rollback keeps the images of the last releases, the rolled-back-to one included", async () => {
+    // The kept set is the images of the last keepImages releases, newest first: after a rollback to an old
+    // image, that image counts as recent again (an earlier version kept the first-seen ones instead).
+    it("after a rollback keeps the images of the last releases, the rolled-back-to one included", async () => {
         fs.mkdirSync(path.dirname(historyFile()), { recursive: true });
         const old = ["sha256:A", "sha256:B", "sha256:C", "sha256:D"].map((id, i) => `2026-01-0${i + 1}T00:00:00Z r${i} img:${i} ${id} -`);
         fs.writeFileSync(historyFile(), old.join("\n") + "\n");
