@@ -7,7 +7,6 @@ import { pullImage } from "./image";
 import { drainScript, gateScript, releaseNames } from "./release";
 import { renderStaticSiteConf } from "./render/static-site";
 import { dockerEnv, execHealthTest, httpHealthTest } from "./sinks/docker";
-import { SiteFile } from "./static-files";
 import { VpsHost } from "./vps-host";
 
 export const API_SERVICE_TYPE = "vps-stack:index:ApiService";
@@ -27,7 +26,13 @@ export interface ApiServiceArgs {
      */
     kind: "container" | "static";
     /** For a static site: where the files live in the container, and the files to upload (if any). */
-    staticSite?: { root: string; files: SiteFile[] };
+    staticSite?: {
+        root: string;
+        /** The site's directory on the host (copied there by VpsHost.copyDirectory), mounted read-only. */
+        hostDir?: pulumi.Input<string>;
+        /** What the containers wait for before mounting it (the copy). */
+        ready?: pulumi.Resource[];
+    };
     /** Image, pinned by tag or digest. @example "ghcr.io/acme/api:1.4.2" */
     image: string;
     /** @default true */
@@ -126,13 +131,17 @@ export class ApiService extends pulumi.ComponentResource {
         const delivery = secretDelivery(args.secretDelivery, args.secrets);
         const envs = [...Object.entries(args.env).map(([k, v]) => dockerEnv(k, v)), ...delivery.envs];
         const isStatic = args.kind === "static";
-        const site = args.staticSite ?? { root: "/usr/share/nginx/html", files: [] };
+        const site = args.staticSite ?? { root: "/usr/share/nginx/html" };
         const uploads: docker.types.input.ContainerUpload[] = isStatic
             ? [
                   { file: STATIC_SITE_CONF, content: renderStaticSiteConf({ port: args.port, root: site.root }), permissions: "0444" },
-                  ...site.files.map((f) => ({ file: `${site.root}/${f.path}`, contentBase64: f.contentBase64, permissions: "0444" })),
               ]
             : delivery.uploads;
+        const volumes: docker.types.input.ContainerVolume[] = [
+            // A read-only root refuses uploads; a per-container volume holds the secret files instead.
+            ...(args.readOnly && delivery.uploads.length > 0 ? [{ containerPath: SECRETS_DIR }] : []),
+            ...(isStatic && site.hostDir ? [{ hostPath: site.hostDir, containerPath: site.root, readOnly: true }] : []),
+        ];
         // A static site's Nginx master needs to switch users and own its cache directories.
         const capAdd = isStatic ? ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", ...args.capAdd] : args.capAdd;
 
@@ -211,7 +220,7 @@ export class ApiService extends pulumi.ComponentResource {
                         readOnly: args.readOnly,
                         tmpfs: args.readOnly ? { "/tmp": "rw,noexec,nosuid,size=64m" } : undefined,
                         // A read-only root refuses uploads; a per-container volume holds the secret files instead.
-                        volumes: args.readOnly && delivery.uploads.length > 0 ? [{ containerPath: SECRETS_DIR }] : undefined,
+                        volumes: volumes.length > 0 ? volumes : undefined,
                         removeVolumes: true,
                         ports: args.hostPort !== undefined ? [{ internal: args.port, external: args.hostPort + i, ip: "127.0.0.1", protocol: "tcp" }] : undefined,
                         networksAdvanced: networks,
@@ -228,7 +237,7 @@ export class ApiService extends pulumi.ComponentResource {
                         provider,
                         deleteBeforeReplace: true,
                         replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES,
-                        dependsOn: this.migration ? [image, this.migration] : [],
+                        dependsOn: [...(this.migration ? [image, this.migration] : []), ...(site.ready ?? [])],
                     },
                 ),
         );

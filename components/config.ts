@@ -206,12 +206,12 @@ const appSchema = z.strictObject({
     image: image("Image of the app, pinned by tag or digest (e.g. ghcr.io/acme/api:1.4.2). For a static site: an Nginx-based image holding the site at static.root (default: the stack's Nginx image with static.dir or static.archive uploaded).").optional(),
     static: z
         .strictObject({
-            dir: z.string().regex(/^(\/|~\/|\.\/|\.\.\/|[A-Za-z0-9_])/, "must be a path to the built site, e.g. ./web/dist").optional().describe("Local directory of the built site (relative to the project), uploaded file by file."),
+            dir: z.string().regex(/^(\/|~\/|\.\/|\.\.\/|[A-Za-z0-9_])/, "must be a path to the built site, e.g. ./web/dist").optional().describe("Local directory of the built site (relative to the project), copied to the host (SFTP) and mounted read-only into the site's container."),
             archive: z
                 .string()
                 .regex(SITE_ARCHIVE_RE, "must be a .tar, .tar.gz or .tgz file, e.g. ./web/dist.tar.gz")
                 .optional()
-                .describe("Local archive of the built site (.tar, .tar.gz or .tgz, e.g. a CI artifact; relative to the project), unpacked and uploaded like static.dir. A single top-level directory holding index.html is taken as the site root."),
+                .describe("Local archive of the built site (.tar, .tar.gz or .tgz, e.g. a CI artifact; relative to the project), unpacked here, then copied like static.dir. A single top-level directory holding index.html is taken as the site root."),
             root: z
                 .string()
                 .regex(/^\//, "must be an absolute path")

@@ -1,6 +1,8 @@
-// Reads a built front end (a local directory, or an archive of one such as a CI artifact) into upload
-// entries for its container. Kept small on purpose: the files travel in the stack's state, so a size
-// limit guards against uploading a wrong dir.
+// Reads a built front end (a local directory, or an archive of one such as a CI artifact), checks it, and
+// writes it out as one directory per content (materializeSite), which is copied to the host and mounted
+// read-only into the site's container. The files never travel in the stack's state; the size limit
+// guards against shipping a wrong directory (the site is read into memory to be checked and hashed).
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
@@ -13,10 +15,35 @@ export interface SiteFile {
 }
 
 /** Larger sites belong in an image (apps[].image with static.root). */
-export const MAX_SITE_BYTES = 50 * 1024 * 1024;
+export const MAX_SITE_BYTES = 200 * 1024 * 1024;
 
 const tooLarge = () =>
     `holds more than ${MAX_SITE_BYTES / 1024 / 1024} MB; ship a site this large as an image (apps[].image with static.root)`;
+
+/** A short hash of a site's paths and contents: equal sites, equal directories. */
+export function siteFingerprint(files: SiteFile[]): string {
+    const h = crypto.createHash("sha256");
+    for (const f of files) h.update(`${f.path}\0${f.contentBase64}\0`);
+    return h.digest("hex").slice(0, 12);
+}
+
+/**
+ * Writes the site's files into `dir` (created with its parents), unless `dir` already exists: the caller
+ * names it after siteFingerprint, so an existing one holds exactly these files. Written under a
+ * temporary name and renamed, so a crash never leaves a half site under the final name.
+ */
+export function materializeSite(files: SiteFile[], dir: string): void {
+    if (fs.existsSync(dir)) return;
+    const tmp = `${dir}.tmp-${process.pid}`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    for (const f of files) {
+        const target = path.join(tmp, ...f.path.split("/"));
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.writeFileSync(target, Buffer.from(f.contentBase64, "base64"), { mode: 0o644 });
+    }
+    fs.mkdirSync(tmp, { recursive: true });
+    fs.renameSync(tmp, dir);
+}
 
 /** A static app's site from its config (static.dir or static.archive, relative to the project or ~/). */
 export function readSite(site: { dir?: string; archive?: string }, base = process.cwd()): SiteFile[] {

@@ -7,6 +7,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { expandHome } from "./paths";
+import { shellWord } from "./sinks/shell";
 import { knownHostsLine, sshOptions } from "./render/services";
 
 export const VPS_HOST_TYPE = "vps-stack:index:VpsHost";
@@ -43,18 +44,23 @@ export interface HostCommandArgs {
 
 export class VpsHost extends pulumi.ComponentResource {
     readonly provider: docker.Provider;
+    /** This stack's directory on the deploying machine (known_hosts, SSH sockets, built sites). */
+    readonly stateDir: string;
     /** `ssh://user@address:port`, or undefined on the local engine. */
     readonly dockerHost?: string;
     readonly sshOptions: string[];
     private readonly connection?: command.types.input.remote.ConnectionArgs;
+    private readonly hostName: string;
 
     constructor(name: string, args: VpsHostArgs, opts?: pulumi.ComponentResourceOptions) {
         super(VPS_HOST_TYPE, name, {}, opts);
+        this.hostName = name;
         const ssh = args.ssh;
         this.sshOptions = [];
+        this.stateDir = expandHome(args.stateDir ?? path.join(os.homedir(), ".cache", "vps-stack", `${pulumi.getProject()}-${pulumi.getStack()}`));
 
         if (ssh) {
-            const stateDir = expandHome(args.stateDir ?? path.join(os.homedir(), ".cache", "vps-stack", `${pulumi.getProject()}-${pulumi.getStack()}`));
+            const stateDir = this.stateDir;
             const knownHostsFile = path.join(stateDir, "known_hosts");
             const controlDir = path.join(stateDir, "ssh");
             // ssh needs the file before the provider's first dial, which happens during this very run.
@@ -93,6 +99,46 @@ export class VpsHost extends pulumi.ComponentResource {
         this.registerOutputs({ dockerHost: this.dockerHost });
     }
 
+    private dataDirCommand?: command.remote.Command | command.local.Command;
+
+    /**
+     * The stack's data directory on the host ($HOME/.local/share/vps-stack/<stack> of the SSH user, which
+     * it can write without sudo), as an absolute path: bind mounts need one.
+     */
+    dataDir(stack: string): pulumi.Output<string> {
+        this.dataDirCommand ??= this.run(`${this.hostName}-data-dir`, {
+            create: `d="$HOME/.local/share/vps-stack/${stack}" && mkdir -p "$d" && cd "$d" && pwd -P`,
+        });
+        return this.dataDirCommand.stdout.apply((out) => out.trim());
+    }
+
+    /**
+     * Copies a local directory to `<data dir>/<name>/<basename of dir>` on the host, over SFTP (the
+     * command provider's CopyToRemote), and removes that copy when the resource goes: its name carries
+     * the content's hash, so a new site is a new copy and the old one is deleted once nothing uses it.
+     * On dev the engine is local and the directory is used where it is.
+     */
+    copyDirectory(name: string, stack: string, localDir: string): HostDirectoryCopy {
+        if (!this.connection) return { path: pulumi.output(localDir), ready: [] };
+        const remoteDir = pulumi.interpolate`${this.dataDir(stack)}/${name}`;
+        const copy = new command.remote.CopyToRemote(
+            `${this.hostName}-copy-${name}`,
+            { connection: this.connection, source: new pulumi.asset.FileArchive(localDir), remotePath: remoteDir },
+            { parent: this },
+        );
+        const mounted = pulumi.interpolate`${remoteDir}/${path.basename(localDir)}`;
+        // The directory is deleted with this command, after the containers that mount it.
+        const cleanup = this.run(
+            `${this.hostName}-copy-${name}-dir`,
+            {
+                create: mounted.apply((m) => `test -d ${shellWord(m)}`),
+                delete: remoteDir.apply((d) => `rm -rf ${shellWord(d)}`),
+            },
+            { dependsOn: [copy] },
+        );
+        return { path: mounted, ready: [copy, cleanup] };
+    }
+
     /** Runs a shell command on the host: over SSH on a VPS, locally on dev. */
     run(name: string, args: HostCommandArgs, opts?: pulumi.CustomResourceOptions): command.local.Command | command.remote.Command {
         // addPreviousOutputInEnv off: the provider would send the last output as environment variables,
@@ -111,6 +157,13 @@ export class VpsHost extends pulumi.ComponentResource {
         }
         return new command.local.Command(name, { ...common, interpreter: ["/bin/sh", "-c"] }, { parent: this, ...opts });
     }
+}
+
+export interface HostDirectoryCopy {
+    /** Where the copy is on the host (for a bind mount). */
+    path: pulumi.Output<string>;
+    /** What a container mounting it must wait for. */
+    ready: pulumi.Resource[];
 }
 
 function readKey(file: string): string {

@@ -1,5 +1,6 @@
 // The whole stack on one host: networks, secrets, certificates, PostgreSQL, Redis, the apps and the proxy,
 // wired from a validated StackConfig. index.ts only loads the config, builds this and exports outputs.
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { AcmeClient, acmeCommands } from "./acme-client";
 import { ApiService } from "./api-service";
@@ -15,7 +16,7 @@ import { StackNetworks } from "./stack-networks";
 import { StackSecrets } from "./stack-secrets";
 import { pullImage } from "./image";
 import { fingerprint, releaseId } from "./release";
-import { readSite, SiteFile } from "./static-files";
+import { materializeSite, readSite, SiteFile, siteFingerprint } from "./static-files";
 import { VpsHost } from "./vps-host";
 
 export const VPS_STACK_TYPE = "vps-stack:index:VpsStack";
@@ -211,8 +212,18 @@ export class VpsStack extends pulumi.ComponentResource {
                 for (const [n, spec] of Object.entries(app.secrets)) {
                     secrets[n] = spec === "generate" ? this.secrets.generated[n] : pulumi.secret(cfg.secrets[n]);
                 }
-                const files = app.kind === "static" && app.static ? readSite(app.static) : undefined;
-                const staticSite = files ? { root: app.static!.root, files } : undefined;
+                // A built site is written out once per content on this machine, copied to the host over
+                // SFTP and mounted read-only: it never travels in the stack's state.
+                const files = app.kind === "static" && app.static && (app.static.dir || app.static.archive) ? readSite(app.static) : undefined;
+                let staticSite: { root: string; hostDir?: pulumi.Input<string>; ready?: pulumi.Resource[] } | undefined =
+                    app.kind === "static" && app.static ? { root: app.static.root } : undefined;
+                if (files) {
+                    const dir = `site-${app.name}-${siteFingerprint(files)}`;
+                    const local = path.join(host.stateDir, "sites", dir, "site");
+                    materializeSite(files, local);
+                    const copy = host.copyDirectory(dir, stack, local);
+                    staticSite = { root: app.static!.root, hostDir: copy.path, ready: copy.ready };
+                }
                 const service = new ApiService(
                     `${name}-app-${app.name}`,
                     {

@@ -453,7 +453,43 @@ describe("migrations", () => {
 });
 
 describe("static sites", () => {
-    it("serves a local build from the Nginx image: rendered config, every file uploaded, off the data network", async () => {
+    // The site is written out once per content under the stack's state directory, copied to the host over
+    // SFTP (CopyToRemote) and mounted read-only: its files are in no resource's inputs, hence not in the
+    // state.
+    async function siteApp(staticCfg: Record<string, string>) {
+        const stack = await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: staticCfg, paths: ["/"] })));
+        const web = container(`vps-stack-preprod-web-${rel(stack, "web")}-1`);
+        const copy = recorded.find((r) => r.type === "command:remote:CopyToRemote")!;
+        return { stack, web, copy };
+    }
+    async function expectCopiedAndMounted(web: any, copy: any, stack: VpsStack, files: Record<string, Buffer>) {
+        const fs = require("fs") as typeof import("fs");
+        const path = require("path") as typeof import("path");
+        // The local copy holds exactly the site's files.
+        // The raw inputs keep the FileArchive (its path is a promise); the recorded ones are plain data.
+        const local: string = await copy.raw.source.path;
+        expect(local.startsWith(stack.host.stateDir)).toBe(true);
+        expect(path.basename(local)).toBe("site");
+        for (const [rel_, bytes] of Object.entries(files)) expect(fs.readFileSync(path.join(local, rel_))).toEqual(bytes);
+        const name = path.basename(path.dirname(local));
+        expect(name).toMatch(/^site-web-[0-9a-f]{12}$/);
+        expect(copy.inputs.remotePath).toBe(`/home/deploy/.local/share/vps-stack/preprod/${name}`);
+        expect(copy.inputs.connection).toMatchObject({ host: "203.0.113.10", port: 2222, user: "deploy", hostKey: KEY });
+        // Mounted read-only where the site's nginx serves it; only its config is uploaded.
+        expect(web.volumes).toEqual([{ hostPath: `/home/deploy/.local/share/vps-stack/preprod/${name}/site`, containerPath: "/usr/share/nginx/html", readOnly: true }]);
+        expect(web.uploads.map((u: { file: string }) => u.file)).toEqual(["/etc/nginx/conf.d/default.conf"]);
+        // The copy goes when the site changes or the app goes, after the containers that mount it.
+        const dir = byTypeName(REMOTE_COMMAND, `vps-stack-host-copy-${name}-dir`).inputs;
+        expect(dir.create).toBe(`test -d /home/deploy/.local/share/vps-stack/preprod/${name}/site`);
+        expect(dir.delete).toBe(`rm -rf /home/deploy/.local/share/vps-stack/preprod/${name}`);
+        const deps = rawProps.get(`${CONTAINER}::vps-stack-app-web-${rel(stack, "web")}-1`)!.opts.dependsOn as pulumi.Resource[];
+        expect(deps.length).toBe(2);
+        // No resource carries the files' contents.
+        const bundle = files["index.html"].toString("base64");
+        expect(recorded.filter((r) => JSON.stringify(r.inputs).includes(bundle))).toEqual([]);
+    }
+
+    it("serves a local build from the Nginx image: copied to the host and mounted read-only, off the data network", async () => {
         const fs = await import("fs");
         const os = await import("os");
         const path = await import("path");
@@ -461,37 +497,37 @@ describe("static sites", () => {
         fs.mkdirSync(path.join(dist, "assets"));
         fs.writeFileSync(path.join(dist, "index.html"), "<!doctype html>");
         fs.writeFileSync(path.join(dist, "assets", "app-3f9a1c2b.js"), Buffer.from([0, 1, 2, 255]));
-        const stack = await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: { dir: dist }, paths: ["/"] })));
-        const web = container(`vps-stack-preprod-web-${rel(stack, "web")}-1`);
+        const { stack, web, copy } = await siteApp({ dir: dist });
         expect(byName("vps-stack-app-web-image").inputs.name).toBe("nginx:1.27-alpine");
         expect(web.networksAdvanced).toEqual([{ name: "vps-stack-preprod-edge", aliases: [`web-${rel(stack, "web")}`] }]);
         const conf = upload(web, "/etc/nginx/conf.d/default.conf");
         expect(conf.content).toContain("listen 8080 default_server;");
         expect(conf.content).toContain("try_files $uri $uri/ /index.html;");
-        expect(upload(web, "/usr/share/nginx/html/index.html")).toMatchObject({ contentBase64: Buffer.from("<!doctype html>").toString("base64"), permissions: "0444" });
-        expect(upload(web, "/usr/share/nginx/html/assets/app-3f9a1c2b.js").contentBase64).toBe(Buffer.from([0, 1, 2, 255]).toString("base64"));
+        await expectCopiedAndMounted(web, copy, stack, { "index.html": Buffer.from("<!doctype html>"), "assets/app-3f9a1c2b.js": Buffer.from([0, 1, 2, 255]) });
         expect(web.envs ?? []).toEqual([]);
         expect(web.healthcheck.tests[web.healthcheck.tests.length - 1]).toBe("http://127.0.0.1:8080/health");
         expect(web.capabilities.adds).toEqual(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETGID", "CAP_SETUID"]);
     });
 
-    it("unpacks a site archive (a CI artifact) into the same uploads, its top-level directory as the root", async () => {
+    it("unpacks a site archive (a CI artifact) the same way, its top-level directory as the root", async () => {
         const path = await import("path");
         const archive = path.join(__dirname, "fixtures", "site-archives", "dist-gnu.tgz");
-        const stack = await build(preprodConfig((c) => (c.apps[1] = { name: "web", kind: "static", static: { archive }, paths: ["/"] })));
-        const web = container(`vps-stack-preprod-web-${rel(stack, "web")}-1`);
-        expect(upload(web, "/usr/share/nginx/html/index.html")).toMatchObject({ contentBase64: Buffer.from("<!doctype html><title>fixture</title>").toString("base64"), permissions: "0444" });
-        expect(upload(web, "/usr/share/nginx/html/assets/app-3f9a1c2b.js").contentBase64).toBe(Buffer.from([0, 1, 2, 255]).toString("base64"));
-        // The config file plus the archive's four files; its directories are not uploads.
-        expect(web.uploads.map((u: { file: string }) => u.file).sort()).toEqual(
-            [
-                "/etc/nginx/conf.d/default.conf",
-                "/usr/share/nginx/html/assets/app-3f9a1c2b.js",
-                "/usr/share/nginx/html/assets/menu-café.txt",
-                `/usr/share/nginx/html/assets/vendor/${"a".repeat(60)}/${"b".repeat(40)}/chunk-3f9a1c2b.js`,
-                "/usr/share/nginx/html/index.html",
-            ].sort(),
-        );
+        const { stack, web, copy } = await siteApp({ archive });
+        await expectCopiedAndMounted(web, copy, stack, {
+            "index.html": Buffer.from("<!doctype html><title>fixture</title>"),
+            "assets/app-3f9a1c2b.js": Buffer.from([0, 1, 2, 255]),
+        });
+        const fs = await import("fs");
+        const files: string[] = [];
+        const walk = (d: string, prefix = "") => {
+            for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+                if (e.isDirectory()) walk(path.join(d, e.name), `${prefix}${e.name}/`);
+                else files.push(`${prefix}${e.name}`);
+            }
+        };
+        walk(await copy.raw.source.path);
+        // The archive's four files; its directories come with them.
+        expect(files.sort()).toEqual(["assets/app-3f9a1c2b.js", "assets/menu-café.txt", `assets/vendor/${"a".repeat(60)}/${"b".repeat(40)}/chunk-3f9a1c2b.js`, "index.html"].sort());
     });
 
     it("serves a site baked into its own image from static.root", async () => {

@@ -81,8 +81,11 @@ function state(type: string, name: string, inputs: any): Record<string, any> {
         case REMOTE_IMAGE:
             return { ...inputs, imageId: `sha256:${digest(inputs.name)}`, repoDigest: `${inputs.name}@sha256:${digest(inputs.name)}` };
         case REMOTE_COMMAND:
-        case LOCAL_COMMAND:
-            return { ...inputs, stdout: "", stderr: "" };
+        case LOCAL_COMMAND: {
+            // VpsHost.dataDir's command prints the directory it made, as the real shell would.
+            const dataDir = /d="\$HOME\/\.local\/share\/vps-stack\/([^"]+)"/.exec(String(inputs.create ?? ""));
+            return { ...inputs, stdout: dataDir ? `/home/deploy/.local/share/vps-stack/${dataDir[1]}\n` : "", stderr: "" };
+        }
         default:
             return { ...inputs };
     }

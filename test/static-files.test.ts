@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as zlib from "zlib";
-import { MAX_SITE_BYTES, readSite, readSiteArchive, readSiteFiles } from "../components/static-files";
+import { materializeSite, MAX_SITE_BYTES, readSite, readSiteArchive, readSiteFiles, siteFingerprint } from "../components/static-files";
 
 const FIXTURES = path.join(__dirname, "fixtures", "site-archives");
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name));
@@ -71,9 +71,9 @@ describe("readSiteArchive", () => {
         for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
         header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
         header.copy(big);
-        expect(() => readSiteArchive(zlib.gzipSync(Buffer.concat([big, Buffer.alloc(1024 + 512)])))).toThrow(/holds more than 50 MB/);
+        expect(() => readSiteArchive(zlib.gzipSync(Buffer.concat([big, Buffer.alloc(1024 + 512)])))).toThrow(`holds more than ${MAX_SITE_BYTES / 1024 / 1024} MB`);
         // A gzip bomb stops at twice the limit instead of filling the deploying machine's memory.
-        expect(() => readSiteArchive(zlib.gzipSync(Buffer.alloc(MAX_SITE_BYTES * 2 + 1)))).toThrow(/holds more than 50 MB/);
+        expect(() => readSiteArchive(zlib.gzipSync(Buffer.alloc(MAX_SITE_BYTES * 2 + 1)))).toThrow(`holds more than ${MAX_SITE_BYTES / 1024 / 1024} MB`);
     });
 });
 
@@ -97,5 +97,34 @@ describe("readSite", () => {
         const inHome = path.join(os.homedir(), "vps-stack-no-such-site.tgz");
         expect(() => readSite({ archive: "~/vps-stack-no-such-site.tgz" }, "/project")).toThrow(expect.objectContaining({ code: "ENOENT", path: inHome }));
         expect(() => readSite({ dir: "~/vps-stack-no-such-dist" }, "/project")).toThrow(expect.objectContaining({ code: "ENOENT", path: path.join(os.homedir(), "vps-stack-no-such-dist") }));
+    });
+});
+
+describe("materializeSite and siteFingerprint", () => {
+    const files = [
+        { path: "index.html", contentBase64: Buffer.from("<!doctype html>").toString("base64") },
+        { path: "assets/app-3f9a1c2b.js", contentBase64: Buffer.from([0, 1, 2, 255]).toString("base64") },
+    ];
+
+    it("writes the files under their relative paths, once per directory", () => {
+        const root = fs.mkdtempSync(path.join(os.tmpdir(), "vps-stack-materialize-"));
+        const dir = path.join(root, "site-web-x", "site");
+        materializeSite(files, dir);
+        expect(fs.readFileSync(path.join(dir, "index.html"), "utf8")).toBe("<!doctype html>");
+        expect([...fs.readFileSync(path.join(dir, "assets", "app-3f9a1c2b.js"))]).toEqual([0, 1, 2, 255]);
+        // An existing directory is left as it is: its name already says what it holds.
+        fs.writeFileSync(path.join(dir, "index.html"), "kept");
+        materializeSite(files, dir);
+        expect(fs.readFileSync(path.join(dir, "index.html"), "utf8")).toBe("kept");
+        expect(fs.readdirSync(path.dirname(dir))).toEqual(["site"]);
+        fs.rmSync(root, { recursive: true });
+    });
+
+    it("fingerprints paths and contents: the same site, the same name; any change, another", () => {
+        expect(siteFingerprint(files)).toMatch(/^[0-9a-f]{12}$/);
+        expect(siteFingerprint(files)).toBe(siteFingerprint(files.map((f) => ({ ...f }))));
+        expect(siteFingerprint([files[0]])).not.toBe(siteFingerprint(files));
+        expect(siteFingerprint([{ ...files[0], path: "other.html" }, files[1]])).not.toBe(siteFingerprint(files));
+        expect(siteFingerprint([{ ...files[0], contentBase64: "eA==" }, files[1]])).not.toBe(siteFingerprint(files));
     });
 });
