@@ -71,6 +71,33 @@ export function nginxReloadCommand(container: string): string {
     return `${shellCommand([...nginx, "-t", "-q"])} && ${shellCommand([...nginx, "-s", "reload"])}`;
 }
 
+/**
+ * A shell loop started beside the proxy's nginx: nginx resolves upstream names once, when it loads its
+ * config, so an app container that comes back with another address (stopped and started by hand, or
+ * restarted after the others by a daemon restart) would get 502s until the next reload. Every `interval`
+ * seconds this resolves the upstream hosts named in the live config and, when their addresses changed,
+ * reloads nginx after `nginx -t` (which fails, and is retried, while a name does not resolve).
+ */
+export function upstreamWatcher(opts: { conf?: string; nginx?: string; interval?: number } = {}): string {
+    const conf = opts.conf ?? NGINX_CONF_FILE;
+    const nginx = opts.nginx ?? `nginx -c ${conf}`;
+    return [
+        `c=${shellWord(conf)}`,
+        "addrs() {",
+        `  for h in $(sed -n 's/^[[:space:]]*server[[:space:]][[:space:]]*\\([A-Za-z0-9._-]*\\):[0-9][0-9]*.*/\\1/p' "$c" 2>/dev/null | sort -u); do`,
+        // getent where libc has it (Debian), busybox's nslookup otherwise (Alpine).
+        '    getent hosts "$h" 2>/dev/null || nslookup "$h" 2>/dev/null | grep -i "^address"',
+        "  done | sort | cksum",
+        "}",
+        "last=$(addrs)",
+        `while sleep ${opts.interval ?? 5}; do`,
+        "  now=$(addrs)",
+        '  [ "$now" = "$last" ] && continue',
+        `  if ${nginx} -t -q 2>/dev/null; then ${nginx} -s reload && last=$now && echo "vps-stack: an upstream address changed, nginx reloaded" >&2; fi`,
+        "done",
+    ].join("\n");
+}
+
 export class NginxProxy extends pulumi.ComponentResource {
     readonly containerName: string;
     readonly config: string;
@@ -146,9 +173,15 @@ export class NginxProxy extends pulumi.ComponentResource {
                 name: this.containerName,
                 image: image.imageId,
                 ...baseContainerArgs(args.stack, "nginx", args),
-                command: acme
-                    ? ["sh", "-c", `(\n${certificateWatcher(acme.servedFile, { nginx })}\n) &\nexec ${nginx} -g 'daemon off;'`]
-                    : ["nginx", "-c", NGINX_CONF_FILE, "-g", "daemon off;"],
+                command: [
+                    "sh",
+                    "-c",
+                    [
+                        `(\n${upstreamWatcher()}\n) &`,
+                        ...(acme ? [`(\n${certificateWatcher(acme.servedFile, { nginx })}\n) &`] : []),
+                        `exec ${nginx} -g 'daemon off;'`,
+                    ].join("\n"),
+                ],
                 volumes: [
                     { volumeName: configVolume.name, containerPath: PROXY_CONFIG_DIR, readOnly: true },
                     ...(acme

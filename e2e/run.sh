@@ -26,6 +26,10 @@ phase_started=0
 declare -a PHASES=()
 
 say() { printf '%s\n' "$*"; }
+# note: a measurement printed under the current check, on the terminal and in the log (checks send their
+# own output to the log only).
+exec 3>&1
+note() { printf '   %s\n' "$*" | tee -a "$LOG" >&3; }
 log() { printf '[e2e] %s\n' "$*" | tee -a "$LOG" >&2; }
 
 phase() {
@@ -167,6 +171,29 @@ export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION
 export VPS_STACK_STATE_DIR="$E2E/ssh-state"
 unset SSH_AUTH_SOCK
 mkdir -p "$E2E/state" "$PULUMI_HOME"
+# Every pulumi run's output also goes to one file, whose warnings are checked against the allow-list
+# below at the end of the run: a new warning fails the e2e until it is fixed or explained there.
+PULUMI_BIN="$(command -v pulumi)"
+PULUMI_OUTPUT="$E2E/pulumi-output.log"
+pulumi() { "$PULUMI_BIN" "$@" > >(tee -a "$PULUMI_OUTPUT") 2> >(tee -a "$PULUMI_OUTPUT" >&2); }
+# Expected warnings, as "extended regex :: reason"; anything else that says "warning:" is a failure.
+ALLOWED_WARNINGS=(
+    'warning: using pulumi-(language|resource)-[a-z]+ from \$PATH at  :: the e2e runs the plugins built by e2e/toolchain.sh from PATH, not from the plugin cache'
+)
+unexpected_warnings() {
+    local w allowed re ok
+    [ -s "$PULUMI_OUTPUT" ] || { echo "no pulumi output was collected"; return 1; }
+    ok=0
+    while IFS= read -r w; do
+        allowed=0
+        for re in "${ALLOWED_WARNINGS[@]}"; do
+            if grep -qE -- "${re%% :: *}" <<<"$w"; then allowed=1; break; fi
+        done
+        [ "$allowed" = 1 ] || { echo "unexpected: $w"; ok=1; }
+    done < <(grep -E '(^|[[:space:]])warning:' "$PULUMI_OUTPUT" | sed 's/^[[:space:]]*//' | sort -u)
+    echo "$(grep -cE '(^|[[:space:]])warning:' "$PULUMI_OUTPUT") warning lines in $(grep -c . "$PULUMI_OUTPUT") lines of pulumi output"
+    return "$ok"
+}
 say "   $(pulumi version) from $BIN"
 for p in pulumi-language-nodejs pulumi-resource-command pulumi-resource-docker pulumi-resource-random pulumi-resource-tls; do
     say "   plugin on PATH: $p ($(command -v $p))"
@@ -175,7 +202,7 @@ done
 # -----------------------------------------------------------------------------------------------------
 phase images
 bash "$ROOT/e2e/images/build.sh" >>"$LOG" 2>&1 || fatal "images: could not build the stand-in images (see $LOG)"
-IMAGES="postgres:16-alpine redis:7-alpine nginx:1.27-alpine certbot/certbot:v5.7.0 vps-stack-demo-api:1 vps-stack-demo-api:2"
+IMAGES="postgres:16-alpine redis:7-alpine nginx:1.27-alpine certbot/certbot:v5.7.0 vps-stack-demo-api:1 vps-stack-demo-api:2 vps-stack-demo-api:broken"
 for t in $IMAGES; do
     docker image inspect "$t" >/dev/null 2>&1 || fatal "images: $t is missing after the build"
 done
@@ -199,13 +226,19 @@ usermod -aG docker "$DEPLOY_USER"
 usermod -p '*' "$DEPLOY_USER"
 home=$(getent passwd "$DEPLOY_USER" | cut -d: -f6)
 ssh-keygen -q -t ed25519 -N '' -C e2e-client -f "$E2E/client_key"
-ssh-keygen -q -t ed25519 -N '' -C '' -f "$E2E/ssh_host_ed25519_key"
+# The box has the three host keys a Debian VPS has; stacks pin one of them.
+for t in ed25519 ecdsa rsa; do ssh-keygen -q -t "$t" -N '' -C '' -f "$E2E/ssh_host_${t}_key"; done
 install -d -m 700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$home/.ssh"
 install -m 600 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$E2E/client_key.pub" "$home/.ssh/authorized_keys"
 SSH_PORT=$(free_port)
+# Debian's shipped sshd_config (PAM, AcceptEnv LANG LC_* only, the sftp subsystem), plus the lock-down a
+# VPS should have. Nothing here is loosened for the program: e.g. no AcceptEnv for the variables a
+# remote command might want to send.
 cat >"$E2E/sshd_config" <<EOF
 Port $SSH_PORT
 ListenAddress 127.0.0.1
+HostKey $E2E/ssh_host_rsa_key
+HostKey $E2E/ssh_host_ecdsa_key
 HostKey $E2E/ssh_host_ed25519_key
 PidFile $E2E/sshd.pid
 AuthorizedKeysFile .ssh/authorized_keys
@@ -214,13 +247,19 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
 AllowUsers $DEPLOY_USER
-UsePAM no
+UsePAM yes
 StrictModes yes
+X11Forwarding no
+PrintMotd no
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
 LogLevel INFO
 EOF
 mkdir -p /run/sshd
 /usr/sbin/sshd -f "$E2E/sshd_config" -E "$E2E/sshd.log" || fatal "box: sshd did not start"
 HOST_KEY=$(cut -d' ' -f1,2 "$E2E/ssh_host_ed25519_key.pub")
+HOST_KEY_ECDSA=$(cut -d' ' -f1,2 "$E2E/ssh_host_ecdsa_key.pub")
+HOST_KEY_RSA=$(cut -d' ' -f1,2 "$E2E/ssh_host_rsa_key.pub")
 printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$HOST_KEY" >"$E2E/known_hosts"
 SSH=(ssh -p "$SSH_PORT" -i "$E2E/client_key" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$E2E/known_hosts" "$DEPLOY_USER@127.0.0.1")
 for _ in $(seq 20); do "${SSH[@]}" true >>"$LOG" 2>&1 && break; sleep 0.5; done
@@ -239,7 +278,7 @@ HTTPS_PORT=$(free_port)
 HTTP2_PORT=$(free_port)
 HTTPS2_PORT=$(free_port)
 
-init_stack() { # init_stack NAME HTTP HTTPS
+init_stack() { # init_stack NAME HTTP HTTPS [HOST_KEY]: the stack pins the box's ed25519 key unless told otherwise
     pulumi stack init "$1" --non-interactive >>"$LOG" 2>&1 || return 1
     cat >>"Pulumi.$1.yaml" <<EOF
 config:
@@ -247,7 +286,7 @@ config:
     address: 127.0.0.1
     port: $SSH_PORT
     user: $DEPLOY_USER
-    hostKey: $HOST_KEY
+    hostKey: ${4:-$HOST_KEY}
     privateKeyPath: $E2E/client_key
   vps-stack:domain: $DOMAIN
   vps-stack:apps:
@@ -269,7 +308,7 @@ config:
 EOF
 }
 
-up() { pulumi up --yes --non-interactive --skip-preview --stack "$1"; }
+up() { pulumi up --yes --non-interactive --skip-preview --stack "$1" "${@:2}"; }
 out() { pulumi stack output --stack "$1" "${@:2}"; }
 
 ca_file() { # ca_file STACK: the CA that signs a stack's certificate: its own, or the ACME server's root
@@ -307,10 +346,27 @@ container_id() { docker inspect --format '{{.Id}}' "$1"; }
 
 # -----------------------------------------------------------------------------------------------------
 phase "first up"
+# The box offers ed25519, ECDSA and RSA host keys. Pinning its RSA key cannot work with Pulumi's command
+# provider (it offers only "ssh-rsa", SHA-1, which OpenSSH 8.8+ refuses): the program says so before
+# touching anything, and names the key to pin instead.
+rsa_refused() {
+    local out
+    init_stack e2ersa "$HTTP_PORT" "$HTTPS_PORT" "$HOST_KEY_RSA" || return 1
+    out=$(pulumi preview --non-interactive --stack e2ersa 2>&1)
+    local rc=$?
+    echo "$out"
+    pulumi stack rm --yes --force --stack e2ersa >/dev/null 2>&1
+    [ "$rc" -ne 0 ] && grep -q 'vps-stack:host.hostKey is an RSA key' <<<"$out" && grep -q 'ssh-keyscan -t ed25519' <<<"$out" &&
+        grep -q 'nothing was deployed' <<<"$out" && [ -z "$(docker ps -aq --filter label=vps-stack.stack=e2ersa)" ]
+}
+check "0. a stack pinning the box's RSA host key is refused before any resource, with the key to pin instead" rsa_refused
 init_stack "$STACK" "$HTTP_PORT" "$HTTPS_PORT" || fatal "stack init"
 check "1. pulumi up succeeds from an empty host" up "$STACK"
 RESOURCES=$(pulumi stack --stack "$STACK" --show-urns 2>/dev/null | grep -c 'URN:' || true)
 say "   resources in the stack: $RESOURCES"
+# The plugins the engine really loaded, with the versions they report (GetPluginInfo).
+pulumi about --stack "$STACK" 2>/dev/null | sed -n '/^Plugins/,/^$/p' | sed 's/^/   /'
+say "   pulumi-language-nodejs -version: $(pulumi-language-nodejs -version 2>&1)"
 
 check "2a. /health over HTTPS, trusting only the stack's CA: PostgreSQL and Redis reachable" health_ok "$STACK" "$HTTPS_PORT"
 check "2b. plain HTTP answers 301 to HTTPS" redirects "$HTTP_PORT" "$HTTPS_PORT"
@@ -362,6 +418,22 @@ phase "no-op preview"
 check "5a. pulumi preview --expect-no-changes right after up" pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
 check "5b. pulumi refresh --expect-no-changes" pulumi refresh --expect-no-changes --yes --non-interactive --stack "$STACK"
 check "5c. pulumi preview --expect-no-changes after the refresh" pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
+# Pulumi.yaml refreshes before every up (so that what was stopped by hand comes back); that read must stay
+# cheap: a no-op up within its budget, over the SSH connections already open (no new login).
+NOOP_BUDGET=10
+logins() { grep -c 'Accepted publickey' "$E2E/sshd.log"; }
+noop_up_within_budget() {
+    local before after t0 ms
+    up "$STACK" --expect-no-changes >/dev/null || return 1 # warm: the master connection is open
+    before=$(logins)
+    t0=${EPOCHREALTIME/./}
+    up "$STACK" --expect-no-changes || return 1
+    ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+    after=$(logins)
+    note "no-op pulumi up (with refresh): ${ms} ms, $((after - before)) new SSH logins"
+    [ "$ms" -le $((NOOP_BUDGET * 1000)) ] && [ "$after" -eq "$before" ]
+}
+check "5d. a no-op pulumi up, refresh included, takes under ${NOOP_BUDGET}s and opens no new SSH login" noop_up_within_budget
 
 # -----------------------------------------------------------------------------------------------------
 phase update
@@ -407,7 +479,17 @@ replaced_and_healthy() { # replaced_and_healthy CONTAINER KEY VALUE
 }
 check "7a. PostgreSQL tuning replaces PostgreSQL; converges, data kept" replaced_and_healthy "vps-stack-$STACK-postgres" postgres.maxConnections 150
 check "7b. Redis maxmemory replaces Redis; converges, data kept" replaced_and_healthy "vps-stack-$STACK-redis" redis.maxmemory 32mb
-check "7c. an Nginx option replaces Nginx; converges, data kept" replaced_and_healthy "vps-stack-$STACK-nginx" nginx.clientMaxBodySize 10M
+# The proxy's own config changes by nginx -t and a reload of the same container, never a replacement.
+reloaded_not_replaced() { # reloaded_not_replaced KEY VALUE EXPECTED_LINE
+    local before after
+    before=$(container_id "vps-stack-$STACK-nginx") || return 1
+    pulumi config set --stack "$STACK" --path "$1" "$2" && up "$STACK" || return 1
+    after=$(container_id "vps-stack-$STACK-nginx") || return 1
+    [ "$before" = "$after" ] || { echo "the proxy container was replaced"; return 1; }
+    docker exec "vps-stack-$STACK-nginx" sh -c 'cat /etc/nginx/vps-stack/live/nginx.conf' | grep -qF "$3" || { echo "the live config lacks: $3"; return 1; }
+    health_ok "$STACK" "$HTTPS_PORT" 2
+}
+check "7c. an Nginx option is applied by a reload of the same proxy container; converges, data kept" reloaded_not_replaced nginx.clientMaxBodySize 10M "client_max_body_size 10M;"
 check "7d. pulumi preview --expect-no-changes after the replacements" pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
 
 # -----------------------------------------------------------------------------------------------------
@@ -434,6 +516,257 @@ psql_e2e "DELETE FROM e2e_keep" >>"$LOG" 2>&1
 restored() { [ "$(psql_e2e 'SELECT count(*) FROM e2e_keep')" = 0 ] && run_output_cmd restore && [ "$(psql_e2e 'SELECT count(*) FROM e2e_keep')" = 2 ]; }
 check "B4. a restore brings back deleted rows (the output's 'restore' command)" restored
 check "B5. the app still answers after the restore" health_ok "$STACK" "$HTTPS_PORT" 2
+
+# -----------------------------------------------------------------------------------------------------
+phase faults
+# What a VPS goes through without anyone deploying: a reboot (the Docker daemon restarted), crashes, a
+# service stopped by hand, SSH lost mid-deploy, the database lost mid-backup. The stack must come back by
+# itself, or with one plain `pulumi up`.
+app_container() { # app_container STACK APP [N]: the name of the app's Nth live container (release names change)
+    docker ps --filter "label=vps-stack.stack=$1" --filter "label=vps-stack.service=$2" --format '{{.Names}}' | grep -v -- '-migrate' | sort | sed -n "${3:-1}p"
+}
+should_run() { # the stack's long-running containers (restart policy set; not the one-shot migrations)
+    docker ps -aq --filter "label=vps-stack.stack=$1" | xargs -r docker inspect --format '{{.Name}} {{.HostConfig.RestartPolicy.Name}}' |
+        awk '$2 != "no" && $2 != "" { sub("^/", "", $1); print $1 }' | sort
+}
+all_healthy() { # all_healthy STACK: every container running, and healthy where it has a healthcheck
+    local names states
+    names=$(should_run "$1")
+    [ -n "$names" ] || return 1
+    # shellcheck disable=SC2086
+    states=$(docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' $names) || return 1
+    ! grep -vqE ' running (healthy|none)$' <<<"$states"
+}
+# back_within STACK PORT SECONDS LABEL: waits until every container is healthy and /health answers OK
+back_within() {
+    local start=$SECONDS
+    while ((SECONDS - start < $3)); do
+        if all_healthy "$1" && health_ok "$1" "$2" >/dev/null 2>&1; then
+            note "$4: back and healthy in $((SECONDS - start))s"
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "not back after $3s:"
+    docker ps -a --filter "label=vps-stack.stack=$1" --format '{{.Names}} {{.Status}}'
+    return 1
+}
+# The daemon restarts as a reboot restarts it: through systemd where it runs the daemon, else as the
+# harness started it (e2e/images/build.sh: a plain dockerd in the background). Without live-restore,
+# every container stops with it; only the restart policies bring them back.
+restart_dockerd() {
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker 2>/dev/null; then
+        systemctl restart docker || return 1
+    else
+        local pid
+        pid=$(cat /var/run/docker.pid 2>/dev/null) && [ -n "$pid" ] || { echo "no dockerd pid file"; return 1; }
+        kill -TERM "$pid" || return 1
+        for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+        if kill -0 "$pid" 2>/dev/null; then echo "dockerd did not stop within 60s"; return 1; fi
+        setsid dockerd >>"$E2E/dockerd.log" 2>&1 </dev/null &
+    fi
+    for _ in $(seq 90); do docker info >/dev/null 2>&1 && return 0; sleep 1; done
+    echo "dockerd does not answer after its restart"
+    return 1
+}
+daemon_restart_recovers() {
+    local before
+    before=$(should_run "$STACK")
+    echo "containers: $before"
+    restart_dockerd || return 1
+    back_within "$STACK" "$HTTPS_PORT" 120 "daemon restart" || return 1
+    [ "$(should_run "$STACK")" = "$before" ] || { echo "not the same containers after the restart"; return 1; }
+}
+kill9_recovers() { # kill9_recovers SERVICE: SIGKILL of the container's main process, from the host
+    local c="vps-stack-$STACK-$1" pid
+    [ "$1" = api ] && c=$(app_container "$STACK" api)
+    pid=$(docker inspect --format '{{.State.Pid}}' "$c") && [ "$pid" -gt 0 ] || return 1
+    kill -9 "$pid" || return 1
+    back_within "$STACK" "$HTTPS_PORT" 120 "kill -9 of $1 (pid $pid)"
+}
+# Regression check for Docker's "manually stopped" flag: a proxy reloaded by `docker kill --signal` was
+# never restarted after a daemon restart. By now the proxy has been reloaded after several releases.
+proxy_never_marked_stopped() {
+    local flag
+    flag=$(docker inspect --format '{{.HostConfig.RestartPolicy.Name}}' "vps-stack-$STACK-nginx") || return 1
+    [ "$flag" = unless-stopped ] || { echo "restart policy is $flag"; return 1; }
+    restart_dockerd && back_within "$STACK" "$HTTPS_PORT" 120 "second daemon restart, after releases and reloads"
+}
+stopped_by_hand_then_up() {
+    docker stop "$(app_container "$STACK" api)" "vps-stack-$STACK-nginx" >/dev/null || return 1
+    local out
+    out=$(up "$STACK" 2>&1)
+    local rc=$?
+    echo "$out"
+    [ "$rc" -eq 0 ] || return 1
+    back_within "$STACK" "$HTTPS_PORT" 60 "docker stop of the API and Nginx, then pulumi up" &&
+        pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
+}
+# The box's sshd and every session it serves go away in the middle of an up that replaces the API.
+ssh_cut_mid_up() {
+    local before_id out rc pid
+    before_id=$(app_container "$STACK" api) || return 1
+    pulumi config set --stack "$STACK" --path 'apps[0].env.E2E_RELEASE' ssh-cut || return 1
+    up "$STACK" >"$E2E/ssh-cut.log" 2>&1 &
+    pid=$!
+    # Cut once the new release's container exists, i.e. while the release is being gated.
+    for _ in $(seq 240); do
+        [ "$(docker ps -a --filter "label=vps-stack.stack=$STACK" --filter label=vps-stack.service=api --format '{{.Names}}' | grep -vc -- -migrate)" -gt 1 ] && break
+        sleep 0.25
+    done
+    pkill -KILL -f "sshd -f $E2E/sshd_config" || pkill -KILL -f "sshd: $DEPLOY_USER"
+    pkill -KILL -f "sshd: $DEPLOY_USER" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    out=$(cat "$E2E/ssh-cut.log")
+    echo "$out"
+    /usr/sbin/sshd -f "$E2E/sshd_config" -E "$E2E/sshd.log" || { echo "sshd did not restart"; return 1; }
+    for _ in $(seq 20); do "${SSH[@]}" true >/dev/null 2>&1 && break; sleep 0.5; done
+    [ "$rc" -ne 0 ] || { echo "pulumi up succeeded although SSH was cut"; return 1; }
+    grep -qiE 'ssh|connection|dial' <<<"$out" || { echo "the failure does not name the connection"; return 1; }
+}
+converges_after_cut() {
+    up "$STACK" && health_ok "$STACK" "$HTTPS_PORT" 2 && pulumi preview --expect-no-changes --non-interactive --stack "$STACK" &&
+        [ "$(psql_e2e 'SELECT count(*) FROM e2e_keep')" = 2 ]
+}
+# pg_dump waits on a table lock held by another session; PostgreSQL is killed while it waits.
+backup_dir() { echo "$E2E/backups/$STACK"; }
+dumps() { find "$(backup_dir)" -maxdepth 1 -name "$STACK-app-*" | sort; }
+backup_fails_loudly() {
+    local before after pid rc out
+    before=$(dumps)
+    docker exec "vps-stack-$STACK-postgres" psql -U app -d app -qAt -c "BEGIN; LOCK TABLE e2e_keep IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
+    sleep 1
+    run_output_cmd now >"$E2E/backup-kill.log" 2>&1 &
+    pid=$!
+    # Kill once pg_dump is waiting for its lock.
+    for _ in $(seq 40); do
+        docker exec "vps-stack-$STACK-postgres" psql -U app -d app -qAt -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'" 2>/dev/null | grep -qx 1 && break
+        sleep 0.25
+    done
+    kill -9 "$(docker inspect --format '{{.State.Pid}}' "vps-stack-$STACK-postgres")" || return 1
+    wait "$pid"
+    rc=$?
+    out=$(cat "$E2E/backup-kill.log")
+    echo "$out"
+    [ "$rc" -ne 0 ] || { echo "the backup reported success"; return 1; }
+    grep -q 'ERROR' <<<"$out" || { echo "no error message"; return 1; }
+    after=$(dumps)
+    [ "$before" = "$after" ] || { echo "files changed: $(diff <(echo "$before") <(echo "$after"))"; return 1; }
+    [ -s "$(backup_dir)/last-failure" ] || { echo "no last-failure marker"; return 1; }
+    # Loud also means visible: the backup container's health is its check, which now fails.
+    run_output_cmd check && { echo "the backup check passes after a failed run"; return 1; }
+    # PostgreSQL and the app come back by themselves (the backup container stays unhealthy until a good run).
+    local start=$SECONDS
+    until [ "$(docker inspect -f '{{.State.Health.Status}}' "vps-stack-$STACK-postgres")" = healthy ] && health_ok "$STACK" "$HTTPS_PORT" >/dev/null 2>&1; do
+        ((SECONDS - start < 120)) || { echo "PostgreSQL or the app not back after 120s"; return 1; }
+        sleep 0.5
+    done
+    note "PostgreSQL killed during a backup: back and healthy in $((SECONDS - start))s"
+}
+# Retention keeps one backup a day, so a new one replaces today's: compare the newest, not the count.
+next_backup_succeeds() {
+    local before
+    before=$(dumps | tail -n 1)
+    run_output_cmd now && run_output_cmd check && [ "$(dumps | tail -n 1)" != "$before" ]
+}
+check "F1. the Docker daemon restarts (a reboot): every container back and healthy, HTTPS /health answers, no pulumi command" daemon_restart_recovers
+for svc in postgres redis api nginx backup; do
+    check "F2. kill -9 of $svc's main process: restarted, healthy, /health answers" kill9_recovers "$svc"
+done
+check "F3. after releases and proxy reloads, another daemon restart still brings Nginx back" proxy_never_marked_stopped
+check "F4. docker stop of the API and Nginx, then a plain pulumi up: both running again, no change left" stopped_by_hand_then_up
+check "F5. SSH cut in the middle of an up that replaces the API: the up fails naming the connection" ssh_cut_mid_up
+check "F6. the next pulumi up converges, no change left, no data lost" converges_after_cut
+check "F7. PostgreSQL killed while a backup runs: the backup fails loudly and leaves no partial file" backup_fails_loudly
+check "F8. the next backup succeeds and the max-age check passes" next_backup_succeeds
+
+# -----------------------------------------------------------------------------------------------------
+phase releases
+# Releases under load: a bounded load generator (loopback only, a steady rate, GET / and POST /echo with a
+# few 5-10 s requests) runs through the proxy over HTTPS while each kind of change is deployed. Any
+# non-2xx (429 included) or connection error fails the check, and every slow request must complete.
+LOAD_RATE=${VPS_STACK_E2E_LOAD_RATE:-200}
+LOAD_COUNT=${VPS_STACK_E2E_LOAD_COUNT:-5000}
+under_load() { # under_load NAME EXPECT_ZERO COMMAND...: runs COMMAND under load; prints the counts
+    local name=$1 expect_zero=$2 stop="$E2E/load.stop" out="$E2E/load-$1.json" rc pid summary
+    shift 2
+    rm -f "$stop"
+    node "$ROOT/e2e/lib/load.js" --url "https://$DOMAIN:$HTTPS_PORT" --resolve 127.0.0.1 --ca "$(ca_file "$STACK")" \
+        --rate "$LOAD_RATE" --count "$LOAD_COUNT" --slow-every 500 --slow-seconds 5-10 --stop-file "$stop" --max-seconds 300 >"$out" 2>&1 &
+    pid=$!
+    sleep 3 # steady state first
+    "$@"
+    rc=$?
+    sleep 2
+    touch "$stop"
+    wait "$pid"
+    summary=$(tail -n 1 "$out")
+    echo "$summary"
+    note "$name: $(node -e '
+        const s = JSON.parse(process.argv[1]);
+        console.log(`${s.sent} requests in ${s.seconds}s, ${s.non2xx} non-2xx, ${s.connErrors} connection errors, longest gap ${s.maxGapMs} ms, slow ${s.slowCompleted}/${s.slowSent} completed, p99 ${s.p99Ms} ms`)' "$summary" 2>/dev/null || echo "no summary: $summary")"
+    LAST_RC=$rc
+    [ "$expect_zero" = baseline ] && return 0
+    node -e 'const s = JSON.parse(process.argv[1]); process.exit(s.failed === 0 && s.slowCompleted === s.slowSent && s.sent >= Number(process.argv[2]) ? 0 : 1)' "$summary" "$LOAD_COUNT" || return 1
+    return "$rc"
+}
+api_release() { docker ps --filter "label=vps-stack.stack=$STACK" --filter label=vps-stack.service=api --format '{{.Names}}' | grep -v -- -migrate | sed -E "s/^vps-stack-$STACK-api-([0-9a-f]+)-[0-9]+$/\1/" | sort -u; }
+# The rate limit would shape the test (429 counts as a failure): the load stack raises it, by a reload.
+raise_limit() { pulumi config set --stack "$STACK" --path nginx.rateLimit.rate 5000r/s && pulumi config set --stack "$STACK" --path nginx.rateLimit.burst 5000 && up "$STACK"; }
+# What the old delete-first release did: the app's container stops, then starts again.
+baseline_restart() { local c; c=$(app_container "$STACK" api) && docker stop -t 10 "$c" >/dev/null && docker start "$c" >/dev/null && back_within "$STACK" "$HTTPS_PORT" 120 "baseline restart"; }
+release_to() { # release_to KEY VALUE [KEY VALUE...]: config changes, then pulumi up; a new release must be live
+    local before
+    before=$(api_release)
+    while [ $# -gt 1 ]; do pulumi config set --stack "$STACK" --path "$1" "$2" || return 1; shift 2; done
+    up "$STACK" || return 1
+    [ "$(api_release)" != "$before" ] || { echo "no new release (still $before)"; return 1; }
+    echo "release $before -> $(api_release)"
+}
+image_release() { release_to 'apps[0].image' "vps-stack-demo-api:$1" && health_ok "$STACK" "$HTTPS_PORT" "$1"; }
+replicas_live() { [ "$(docker ps --filter "label=vps-stack.stack=$STACK" --filter label=vps-stack.service=api --format '{{.Names}}' | grep -vc -- -migrate)" -eq "$1" ]; }
+proxy_change() {
+    local before after
+    before=$(container_id "vps-stack-$STACK-nginx")
+    pulumi config set --stack "$STACK" --path 'apps[0].proxy.headers.X-Release-Test' under-load && up "$STACK" || return 1
+    after=$(container_id "vps-stack-$STACK-nginx")
+    [ "$before" = "$after" ] || { echo "the proxy was replaced"; return 1; }
+}
+bad_release() {
+    local before out rc
+    before=$(api_release)
+    pulumi config set --stack "$STACK" --path 'apps[0].image' vps-stack-demo-api:broken || return 1
+    pulumi config set --stack "$STACK" --path releases.healthTimeout 40s || return 1
+    out=$(up "$STACK" 2>&1)
+    rc=$?
+    echo "$out"
+    [ "$rc" -ne 0 ] || { echo "pulumi up succeeded with a release that is never healthy"; return 1; }
+    grep -q 'app api: release [0-9a-f]* (vps-stack-demo-api:broken) did not become healthy' <<<"$out" || { echo "the failure does not name the app and its release"; return 1; }
+    grep -q -- '--- last lines of' <<<"$out" || { echo "no log lines in the failure"; return 1; }
+    [ "$(api_release)" = "$before" ] || { echo "the broken release's containers are still there: $(api_release)"; return 1; }
+}
+bad_release_left_clean() {
+    pulumi config set --stack "$STACK" --path 'apps[0].image' vps-stack-demo-api:2 && pulumi config rm --stack "$STACK" --path releases.healthTimeout &&
+        up "$STACK" && pulumi preview --expect-no-changes --non-interactive --stack "$STACK" && health_ok "$STACK" "$HTTPS_PORT" 2
+}
+rollback() {
+    VPS_STACK_SSH_OPTIONS="-i $E2E/client_key -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$E2E/known_hosts" \
+        bash "$ROOT/scripts/rollback.sh" --stack "$STACK" --app api --yes || return 1
+    health_ok "$STACK" "$HTTPS_PORT" 1
+}
+check "R0. the load stack's rate limit is raised (a proxy reload)" raise_limit
+check "R1. baseline (not a pass/fail): the app's container stopped and started, as a delete-first release did" under_load "baseline: stop and start" baseline baseline_restart
+check "R2. image 2 -> 1, one replica: 0 failed requests, slow requests complete" under_load "image 2->1, 1 replica" zero image_release 1
+check "R3. scale to 2 replicas (a release): 0 failed requests" under_load "1 -> 2 replicas" zero release_to 'apps[0].replicas' 2
+check "R4. image 1 -> 2 with 2 replicas: 0 failed requests" under_load "image 1->2, 2 replicas" zero image_release 2
+check "R5. two replicas live after the release" replicas_live 2
+check "R6. a config change that replaces the app (an env value): 0 failed requests" under_load "env change" zero release_to 'apps[0].env.E2E_RELEASE_NOTE' under-load
+check "R7. a proxy config change (a response header): reload of the same proxy, 0 failed requests" under_load "proxy header change" zero proxy_change
+check "R8. a release that never gets healthy: pulumi up fails naming the app, its containers go, the old release serves; 0 failed requests" under_load "bad release" zero bad_release
+check "R9. after the bad release, the next up starts clean and converges (no changes left)" bad_release_left_clean
+check "R10. rollback to the previous release (scripts/rollback.sh): 0 failed requests, no registry" under_load "rollback" zero rollback
+check "R11. pulumi preview --expect-no-changes after the releases" pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
 
 # -----------------------------------------------------------------------------------------------------
 phase "second stack (ACME)"
@@ -499,7 +832,9 @@ add_static_site() { # add_static_site STACK
         pulumi config set-all --stack "$1" --path --plaintext 'apps[1].name=web' --plaintext 'apps[1].kind=static' \
             --plaintext "apps[1].static.archive=$E2E/web/dist.tgz" --plaintext "apps[1].hosts[0]=$SPA_HOST" --plaintext 'apps[1].memory=64m'
 }
-init_acme_stack() { init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" && set_acme "$STACK2" && add_static_site "$STACK2"; }
+# It pins the box's ECDSA host key: both SSH clients (the Docker provider's ssh, the command provider's
+# Go client) must verify it.
+init_acme_stack() { init_stack "$STACK2" "$HTTP2_PORT" "$HTTPS2_PORT" "$HOST_KEY_ECDSA" && set_acme "$STACK2" && add_static_site "$STACK2"; }
 spa_get() { # spa_get PATH: headers and body from the second stack's static site, verified against the ACME root
     curl -sS --fail -D - --cacert "$E2E/acme-$STACK2/root.pem" --resolve "$SPA_HOST:$HTTPS2_PORT:127.0.0.1" "https://$SPA_HOST:$HTTPS2_PORT$1"
 }
@@ -512,6 +847,15 @@ spa_serves() {
     echo "$asset"
     grep -qF "$SPA_BUNDLE" <<<"$asset" && grep -qi '^cache-control: public, max-age=31536000, immutable' <<<"$asset" &&
         grep -qi '^strict-transport-security: max-age=31536000' <<<"$asset"
+}
+site_on_host_not_in_state() {
+    local state mounts
+    state=$(pulumi stack export --stack "$STACK2" --show-secrets) || return 1
+    if grep -qF -e "$SPA_BUNDLE" -e "$(printf '%s\n' "$SPA_BUNDLE" | base64 -w0)" <<<"$state"; then echo "the site's file is in the state"; return 1; fi
+    mounts=$(docker inspect --format '{{range .Mounts}}{{.Source}} {{.Destination}} {{.RW}}{{"\n"}}{{end}}' "$(app_container "$STACK2" web)") || return 1
+    echo "$mounts"
+    grep -qE "^/home/$DEPLOY_USER/\.local/share/vps-stack/$STACK2/site-web-[0-9a-f]{12}/site /usr/share/nginx/html false$" <<<"$mounts" &&
+        [ "$(stat -c %U "$(awk '{ print $1; exit }' <<<"$mounts")/index.html")" = "$DEPLOY_USER" ]
 }
 acme_health() { acme_root "$STACK2" && health_ok "$STACK2" "$HTTPS2_PORT" 1; }
 served_serial() { openssl s_client -connect "127.0.0.1:${1:-$HTTPS2_PORT}" -servername "$DOMAIN" </dev/null 2>/dev/null | openssl x509 -noout -serial; }
@@ -545,6 +889,7 @@ if acme_box "$E2E/acme-$STACK2" "$HTTP2_PORT" >"$acme_setup" 2>&1 && init_acme_s
     check "8a. a second stack, with tls.mode acme, deploys beside the first: certificate from the ACME server over HTTP-01" up "$STACK2"
     check "8b. the second stack serves /health with that certificate, verified against the CA's root" acme_health
     check "S1. a static front end uploaded from an archive: client routes get index.html (no-cache), hashed assets a year (immutable), over the ACME certificate" spa_serves
+    check "S2. the site was copied to the host (SFTP) and is mounted read-only; its files are not in the stack's state" site_on_host_not_in_state
     check "A1. the ACME container is healthy and serves the issued certificate (the output's status command)" acme_healthy
     check "A2. a forced renewal (the output's forceRenew command) reaches the proxy without a deploy" renewal_reaches_proxy
     check "A3. pulumi preview --expect-no-changes on the ACME stack" pulumi preview --expect-no-changes --non-interactive --stack "$STACK2"
@@ -656,5 +1001,6 @@ backups_outlive() { ls "$E2E/backups/$STACK/$STACK"-app-*.dump; }
 check "9b. no container or network of the stack is left" nothing_left
 check "9c. volumes follow the retention rule: removed on a non-prod stack" no_volumes
 check "9d. the backup files outlive the stack" backups_outlive
+check "W. no Pulumi warning in any run but the allow-listed ones (e2e/run.sh ALLOWED_WARNINGS)" unexpected_warnings
 
 finish

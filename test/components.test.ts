@@ -6,7 +6,7 @@ import { LOG_OPTS } from "../components/container-defaults";
 import { POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE } from "../components/postgres-service";
 import { REDIS_CONF_FILE } from "../components/redis-service";
 import * as crypto from "crypto";
-import { NGINX_CONF_FILE, PROXY_CONFIG_DIR, proxyScript } from "../components/nginx-proxy";
+import { NGINX_CONF_FILE, PROXY_CONFIG_DIR, proxyScript, upstreamWatcher } from "../components/nginx-proxy";
 import { ACME_SCRIPT, ACME_SERVED_FILE, acmeCertName } from "../components/acme-client";
 import { drainScript, gateScript } from "../components/release";
 import { appRelease, appUrls, durationSeconds, VpsStack } from "../components/vps-stack";
@@ -577,7 +577,9 @@ describe("NginxProxy", () => {
         const nginx = container("vps-stack-preprod-nginx");
         expect(nginx.uploads ?? []).toEqual([]);
         expect(nginx.volumes).toEqual([{ volumeName: "vps-stack-preprod-nginx-config", containerPath: PROXY_CONFIG_DIR, readOnly: true }]);
-        expect(nginx.command).toEqual(["nginx", "-c", "/etc/nginx/vps-stack/live/nginx.conf", "-g", "daemon off;"]);
+        // nginx is the container's main process; beside it, the loop that reloads it when an upstream's
+        // address changes (an app container started again by hand gets a new one).
+        expect(nginx.command).toEqual(["sh", "-c", `(\n${upstreamWatcher()}\n) &\nexec nginx -c /etc/nginx/vps-stack/live/nginx.conf -g 'daemon off;'`]);
         expect(NGINX_CONF_FILE).toBe("/etc/nginx/vps-stack/live/nginx.conf");
         expect(byTypeName(VOLUME, "vps-stack-nginx-config-volume").inputs).toMatchObject({ name: "vps-stack-preprod-nginx-config" });
         // The stack pulls the proxy's image once (the apps' gates use it too); the proxy runs it by id.

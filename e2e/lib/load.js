@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+// A bounded load generator for release tests: a steady rate of HTTPS requests to one loopback address
+// (GET /, POST /echo, and a few slow requests), at least --count of them and, with --stop-file, until
+// that file appears too; never longer than --max-seconds. Prints
+// one JSON summary line: what was sent, what failed, the longest gap between two successes, and whether
+// every slow request completed. Any non-2xx (429 included) is a failure.
+//
+//   node e2e/lib/load.js --url https://host:port --resolve 127.0.0.1 --ca ca.pem --rate 200 --count 5000 \
+//        [--slow-every 500] [--slow-seconds 5-10] [--stop-file F] [--max-seconds 120] [--path-prefix /]
+"use strict";
+const fs = require("fs");
+const http = require("http");
+const https = require("https");
+
+function args(argv) {
+    const out = { rate: 200, count: 5000, slowEvery: 500, slowSeconds: "5-10", maxSeconds: 180, pathPrefix: "" };
+    for (let i = 2; i < argv.length; i += 2) {
+        const key = argv[i].replace(/^--/, "").replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+        out[key] = argv[i + 1];
+    }
+    for (const k of ["rate", "count", "slowEvery", "maxSeconds"]) out[k] = Number(out[k]);
+    return out;
+}
+
+const opt = args(process.argv);
+const target = new URL(opt.url);
+// Loopback only: this tool must never be pointed elsewhere.
+if (!["127.0.0.1", "::1", "localhost"].includes(opt.resolve ?? target.hostname)) {
+    console.error("load.js: refusing a non-loopback target");
+    process.exit(2);
+}
+// http:// is for benchmarks of other designs (bench/); the e2e goes through the stack's HTTPS.
+const client = target.protocol === "http:" ? http : https;
+const agent = new client.Agent({ keepAlive: true, maxSockets: 64, ca: opt.ca ? fs.readFileSync(opt.ca) : undefined });
+const [slowMin, slowMax] = String(opt.slowSeconds).split("-").map(Number);
+
+const stats = { sent: 0, ok: 0, non2xx: 0, connErrors: 0, statuses: {}, errors: {}, slowSent: 0, slowOk: 0, maxGapMs: 0, latencies: [] };
+let lastSuccess = null;
+let inFlight = 0;
+const started = Date.now();
+
+function request(i) {
+    const slow = opt.slowEvery > 0 && i % opt.slowEvery === Math.floor(opt.slowEvery / 2);
+    const post = !slow && i % 3 === 1;
+    const seconds = slow ? slowMin + ((i / opt.slowEvery) % (slowMax - slowMin + 1)) : 0;
+    const path = opt.pathPrefix + (slow ? `/slow?seconds=${Math.floor(seconds)}` : post ? "/echo" : "/");
+    const body = post ? JSON.stringify({ i, pad: "x".repeat(200) }) : undefined;
+    stats.sent++;
+    if (slow) stats.slowSent++;
+    inFlight++;
+    const t0 = process.hrtime.bigint();
+    const req = client.request(
+        {
+            host: opt.resolve ?? target.hostname,
+            servername: target.hostname,
+            port: target.port,
+            path,
+            method: post ? "POST" : "GET",
+            agent,
+            headers: { Host: target.host, ...(body ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) } : {}) },
+            timeout: 30000,
+        },
+        (res) => {
+            res.resume();
+            res.on("end", () => {
+                inFlight--;
+                const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+                stats.statuses[res.statusCode] = (stats.statuses[res.statusCode] ?? 0) + 1;
+                if (res.statusCode >= 200 && res.statusCode < 300) {
+                    stats.ok++;
+                    if (slow) stats.slowOk++;
+                    else stats.latencies.push(ms);
+                    const now = Date.now();
+                    if (lastSuccess !== null) stats.maxGapMs = Math.max(stats.maxGapMs, now - lastSuccess);
+                    lastSuccess = now;
+                } else stats.non2xx++;
+            });
+        },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", (e) => {
+        inFlight--;
+        stats.connErrors++;
+        const key = e.code ?? e.message;
+        stats.errors[key] = (stats.errors[key] ?? 0) + 1;
+    });
+    if (body) req.write(body);
+    req.end();
+}
+
+const interval = 1000 / opt.rate;
+let i = 0;
+function tick() {
+    const due = Math.floor((Date.now() - started) / interval);
+    const timeUp = (Date.now() - started) / 1000 > opt.maxSeconds;
+    const enough = i >= opt.count && (!opt.stopFile || fs.existsSync(opt.stopFile));
+    if (enough || timeUp) return drain();
+    while (i < due) request(i++);
+    setTimeout(tick, Math.max(1, interval / 2));
+}
+function drain() {
+    if (inFlight > 0) return setTimeout(drain, 50);
+    const lat = stats.latencies.sort((a, b) => a - b);
+    const pct = (p) => (lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]) : null);
+    const summary = {
+        sent: stats.sent,
+        ok: stats.ok,
+        failed: stats.non2xx + stats.connErrors,
+        non2xx: stats.non2xx,
+        connErrors: stats.connErrors,
+        statuses: stats.statuses,
+        errors: stats.errors,
+        slowSent: stats.slowSent,
+        slowCompleted: stats.slowOk,
+        maxGapMs: stats.maxGapMs,
+        p50Ms: pct(50),
+        p99Ms: pct(99),
+        seconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+    console.log(JSON.stringify(summary));
+    agent.destroy();
+}
+tick();
