@@ -1,4 +1,4 @@
-// tls.mode "acme" (seed 001's certbot service): certificates from Let's Encrypt, or any ACME CA, proved
+// tls.mode "acme": publicly trusted certificates from Let's Encrypt, or any ACME CA, proved
 // over HTTP-01 through the proxy's /.well-known/acme-challenge/.
 //
 // The ACME client is a container of its own (the certbot image) running vps-stack-acme.sh, which keeps
@@ -66,7 +66,7 @@ export function certificateWatcher(file: string, opts: { nginx?: string; interva
     ].join("\n");
 }
 
-/** Commands an operator runs from a workstation (seed 001's `certbot certificates`, `renew --dry-run`…). */
+/** Commands an operator runs from a workstation to inspect, test and force renewals (`certbot certificates`, `renew --dry-run`…). */
 export function acmeCommands(containerName: string, ssh?: { address: string; port: number; user: string }) {
     const on = (cmd: string) => (ssh ? `ssh -p ${ssh.port} ${ssh.user}@${ssh.address} ${cmd}` : cmd);
     const exec = (args: string) => on(`docker exec ${containerName} sh ${ACME_SCRIPT} ${args}`);

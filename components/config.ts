@@ -257,7 +257,7 @@ const appSchema = z.strictObject({
     port: port.default(8000).describe("Port the app listens on inside its container."),
     hostPort: port
         .optional()
-        .describe('nginx.mode "host" only: replicas are published on 127.0.0.1:hostPort, hostPort+1, … (seed 000: 8000); never on a public address.'),
+        .describe('nginx.mode "host" only: replicas are published on 127.0.0.1:hostPort, hostPort+1, … (e.g. 8000, where the host nginx already points); never on a public address.'),
     healthPath: z
         .string()
         .regex(HEALTH_PATH_RE, 'must be a URL path starting with / (letters, digits and -._~!&\'()*+,;=:@%/?; no spaces, quotes or "$")')

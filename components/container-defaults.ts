@@ -1,4 +1,4 @@
-// Settings every container of a stack shares (seed 004's log rotation, restart policy, hardening), so the
+// Settings every container of a stack shares (log rotation, restart policy, hardening), so the
 // program-wide policy tests have one place to agree with.
 import * as docker from "@pulumi/docker";
 import { sizeToMiB } from "./config";

@@ -1,7 +1,8 @@
-// nginx.mode "host" (seed 000): the stack's site goes into the host's own nginx over SSH instead of an
-// nginx container. vps-stack-nginx-site.sh does the work as root (sudo -n): certificates into a root-only
-// directory, the site into sites-available/-enabled, `nginx -t` before any reload (a rejected site puts
-// the previous files back and fails `pulumi up` with nginx's message), removal on destroy.
+// nginx.mode "host", for teams that already run nginx on the VPS: the stack's site goes into the host's
+// own nginx over SSH instead of an nginx container. vps-stack-nginx-site.sh does the work as root
+// (sudo -n): certificates into a root-only directory, the site into sites-available/-enabled, `nginx -t`
+// before any reload (a rejected site puts the previous files back and fails `pulumi up` with nginx's
+// message), removal on destroy.
 import * as fs from "fs";
 import * as path from "path";
 import * as docker from "@pulumi/docker";

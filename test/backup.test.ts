@@ -66,7 +66,7 @@ describe("retention (pure, through sh)", () => {
         expect(kept.length + deleted.length).toBe(365);
     });
 
-    it("expresses seed 002's plan: 30 daily, 12 weekly, 12 monthly", () => {
+    it("expresses a long-retention plan: 30 daily, 12 weekly, 12 monthly", () => {
         const twoYears = daily("2025-01-01", "2026-12-31").map((d) => name(d));
         const { kept } = retention(twoYears, at("2027-01-01T00:00:00Z"), [30, 12, 12]);
         expect(kept).toHaveLength(30 + 12 + 12);

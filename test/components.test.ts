@@ -836,7 +836,7 @@ describe("AcmeClient (tls.mode acme)", () => {
         expect(deps).toContain(stack.acme!.container);
     });
 
-    it("gives the operator seed 001's commands over SSH", async () => {
+    it("gives the operator certbot's status, dry-run and forced-renewal commands over SSH", async () => {
         const stack = await build(preprodConfig(acme()));
         expect(stack.acmeCommands).toEqual({
             status: `ssh -p 2222 deploy@203.0.113.10 docker exec vps-stack-preprod-acme sh ${ACME_SCRIPT} status`,

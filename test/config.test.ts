@@ -204,7 +204,7 @@ describe("loadConfig accepts good config", () => {
         expect(cfg.postgres.protectVolume).toBe(false);
     });
 
-    it("resolves the committed prod stack with seed 002's plan and a protected volume", () => {
+    it("resolves the committed prod stack with its 30/12/12 retention and a protected volume", () => {
         const cfg = loadConfig(withRequiredSecrets(stackConfig("prod")), "prod");
         expect(cfg.apps.map((a) => [a.name, a.paths, a.hosts])).toEqual([
             ["api", ["/api"], ["app.example.com"]],
@@ -369,7 +369,7 @@ describe("tls.mode acme", () => {
         expect(acmeDirectoryUrl(cfg.tls.acme)).toBe(LETSENCRYPT_DIRECTORY);
     });
 
-    it("switches to Let's Encrypt's staging directory (seed 001's test certificates)", () => {
+    it("switches to Let's Encrypt's staging directory (untrusted test certificates)", () => {
         expect(acmeDirectoryUrl(acme({ staging: true }).tls.acme)).toBe(LETSENCRYPT_STAGING_DIRECTORY);
         expect(LETSENCRYPT_STAGING_DIRECTORY).toMatch(/^https:\/\/acme-staging-v02\./);
     });

@@ -45,11 +45,11 @@ describe("renderNginxConf", () => {
         expect(renderNginxConf(site())).toMatchSnapshot();
     });
 
-    it("matches the snapshot for two apps routed by path (seed 002)", () => {
+    it("matches the snapshot for two apps routed by path (API under /api, web front end under /)", () => {
         expect(renderNginxConf(site({ apps: twoAppsByPath, timeouts: { connect: "60s", send: "300s", read: "300s" } }))).toMatchSnapshot();
     });
 
-    it("matches the snapshot for two apps routed by host (seed 003)", () => {
+    it("matches the snapshot for two apps routed by host (API on its own host name, SPA on the domain)", () => {
         expect(renderNginxConf(site({ apps: twoAppsByHost }))).toMatchSnapshot();
     });
 
@@ -126,7 +126,7 @@ describe("renderNginxConf", () => {
         }
     });
 
-    it("passes /health through to the app without access logging (seeds 000/004)", () => {
+    it("passes /health through to the app without access logging", () => {
         const block = serverBlock(renderNginxConf(site()), "api.example.com");
         expect(block).toMatch(/location = \/health \{\s+proxy_pass http:\/\/app_api\/health;[\s\S]*?access_log off;\s+\}/);
     });

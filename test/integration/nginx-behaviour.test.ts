@@ -99,7 +99,7 @@ describe("the proxy config, served by a real nginx", () => {
         ca = certs.caCert;
         const site: NginxSite = {
             apps: [
-                // seed 002: /api → api, / → web on one host; seed 003: a second host for another app.
+                // by path: /api → api, / → web on one host; by host: a second host name for another app.
                 { name: "api", servers: [`127.0.0.1:${api.port}`], hosts: ["app.example.test"], paths: ["/api"], healthPath: "/api/health", clientMaxBodySize: "1k", rateLimit: { rate: "1r/s", burst: 2 } },
                 { name: "web", servers: [`127.0.0.1:${web.port}`], hosts: ["app.example.test"], paths: ["/"], healthPath: "/healthz", rateLimit: { enabled: false } },
                 { name: "admin", servers: [`127.0.0.1:${admin.port}`], hosts: ["admin.example.test"], paths: ["/"], healthPath: "/health", headers: { "X-Frame-Options": "DENY" } },

@@ -65,12 +65,12 @@ describe("nginx -t is a real judge", () => {
 describe("nginx -t on every mode and option combination", () => {
     const routings: Record<string, (raw: any) => void> = {
         "one app": () => undefined,
-        "path routing (seed 002: /api → api, / → web)": (raw) => {
+        "path routing (/api → api, / → web)": (raw) => {
             raw.apps[0].paths = ["/api"];
             raw.apps[0].healthPath = "/api/health";
             raw.apps.push({ name: "web", image: "ghcr.io/acme/web:2.0.0", port: 3000, paths: ["/"], database: false, redis: false, secrets: {} });
         },
-        "host routing with a static site (seed 003: api.<domain> → api, <domain> → SPA)": (raw) => {
+        "host routing with a static site (api.<domain> → api, <domain> → SPA)": (raw) => {
             raw.apps[0].hosts = [`api.${raw.domain}`];
             raw.apps.push({ name: "site", kind: "static", image: "ghcr.io/acme/site:1.0.0", hosts: [raw.domain, `www.${raw.domain}`] });
         },
