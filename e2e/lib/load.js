@@ -49,6 +49,16 @@ function request(i) {
     if (slow) stats.slowSent++;
     inFlight++;
     const t0 = process.hrtime.bigint();
+    // Every request ends exactly once: as a status, or as an error (whichever comes first).
+    let ended = false;
+    const fail = (e) => {
+        if (ended) return;
+        ended = true;
+        inFlight--;
+        stats.connErrors++;
+        const key = e.code ?? e.message;
+        stats.errors[key] = (stats.errors[key] ?? 0) + 1;
+    };
     const req = client.request(
         {
             host: opt.resolve ?? target.hostname,
@@ -61,29 +71,31 @@ function request(i) {
             timeout: 30000,
         },
         (res) => {
+            res.on("error", fail);
+            res.on("aborted", () => fail(new Error("response aborted")));
             res.resume();
             res.on("end", () => {
+                if (ended) return;
+                ended = true;
                 inFlight--;
                 const ms = Number(process.hrtime.bigint() - t0) / 1e6;
                 stats.statuses[res.statusCode] = (stats.statuses[res.statusCode] ?? 0) + 1;
                 if (res.statusCode >= 200 && res.statusCode < 300) {
                     stats.ok++;
                     if (slow) stats.slowOk++;
-                    else stats.latencies.push(ms);
-                    const now = Date.now();
-                    if (lastSuccess !== null) stats.maxGapMs = Math.max(stats.maxGapMs, now - lastSuccess);
-                    lastSuccess = now;
+                    else {
+                        // The gap that matters is between two ordinary answers (a slow one ends after the rest).
+                        stats.latencies.push(ms);
+                        const now = Date.now();
+                        if (lastSuccess !== null) stats.maxGapMs = Math.max(stats.maxGapMs, now - lastSuccess);
+                        lastSuccess = now;
+                    }
                 } else stats.non2xx++;
             });
         },
     );
     req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", (e) => {
-        inFlight--;
-        stats.connErrors++;
-        const key = e.code ?? e.message;
-        stats.errors[key] = (stats.errors[key] ?? 0) + 1;
-    });
+    req.on("error", fail);
     if (body) req.write(body);
     req.end();
 }
@@ -98,8 +110,15 @@ function tick() {
     while (i < due) request(i++);
     setTimeout(tick, Math.max(1, interval / 2));
 }
+let drainStarted = 0;
 function drain() {
-    if (inFlight > 0) return setTimeout(drain, 50);
+    drainStarted ||= Date.now();
+    // Requests time out after 30 s; past 40 s whatever is still open counts as failed.
+    if (inFlight > 0 && Date.now() - drainStarted < 40000) return setTimeout(drain, 50);
+    if (inFlight > 0) {
+        stats.connErrors += inFlight;
+        stats.errors.unfinished = inFlight;
+    }
     const lat = stats.latencies.sort((a, b) => a - b);
     const pct = (p) => (lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]) : null);
     const summary = {
@@ -119,5 +138,6 @@ function drain() {
     };
     console.log(JSON.stringify(summary));
     agent.destroy();
+    process.exit(0);
 }
 tick();
