@@ -5,6 +5,7 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import * as tar from "tar";
 import * as zlib from "zlib";
 import { expandHome } from "./paths";
 
@@ -76,42 +77,6 @@ export const SITE_ARCHIVE_RE = /\.(tar|tar\.gz|tgz)$/;
 
 const BLOCK = 512;
 
-function cstring(b: Buffer, start: number, len: number): string {
-    const raw = b.subarray(start, start + len);
-    const nul = raw.indexOf(0);
-    return raw.subarray(0, nul === -1 ? len : nul).toString("utf8");
-}
-
-function octal(b: Buffer, start: number, len: number): number {
-    // GNU tar writes sizes of 8 GiB and more in base-256; no site gets near that, so refuse them.
-    if (b[start] & 0x80) throw new Error("has an entry too large for a site");
-    const s = cstring(b, start, len).trim();
-    return s === "" ? 0 : parseInt(s, 8);
-}
-
-function checksumOk(h: Buffer): boolean {
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
-    return sum === octal(h, 148, 8);
-}
-
-/** pax extended header records: "<len> key=value\n" … */
-function paxPath(data: Buffer): string | undefined {
-    let path: string | undefined;
-    let at = 0;
-    while (at < data.length) {
-        const space = data.indexOf(0x20, at);
-        if (space === -1) break;
-        const len = parseInt(data.subarray(at, space).toString("ascii"), 10);
-        if (!(len > 0)) break;
-        const record = data.subarray(space + 1, at + len - 1).toString("utf8");
-        const eq = record.indexOf("=");
-        if (record.slice(0, eq) === "path") path = record.slice(eq + 1);
-        at += len;
-    }
-    return path;
-}
-
 /** A member's path as a site path, or an error for one that could land outside the site root. */
 function sitePath(name: string): string {
     const parts = name.split("/").filter((p) => p !== "" && p !== ".");
@@ -119,65 +84,84 @@ function sitePath(name: string): string {
     return parts.join("/");
 }
 
+/** What a node-tar warning means for a site archive, as the end of "<archive> …". */
+function tarProblem(code: string, message: string, at: number): string {
+    if (code === "TAR_BAD_ARCHIVE") return message.startsWith("Truncated") ? "is truncated" : "is empty or not a tar archive";
+    if (code === "TAR_ENTRY_INVALID") {
+        if (at === 0) return "is not a tar archive";
+        return `is corrupt (${message === "checksum failure" ? "bad header checksum" : message} at byte ${at})`;
+    }
+    return `is not a readable tar archive (${message})`;
+}
+
 /**
- * The regular files of a tar archive (plain or gzip; ustar, pax and GNU long names), as site files.
- * Links and devices are refused rather than dropped, so the site never silently misses a file. When
- * index.html is not at the top but every file sits under one directory that has it (`tar czf dist.tgz
+ * The regular files of a tar archive (plain or gzip; ustar, pax and GNU long names, read by node-tar), as
+ * site files. Links and devices are refused rather than dropped, so the site never silently misses a file.
+ * When index.html is not at the top but every file sits under one directory that has it (`tar czf dist.tgz
  * dist`), that directory is the site root. Throws an Error whose message completes "<archive> …".
  */
 export function readSiteArchive(bytes: Buffer): SiteFile[] {
-    let tar = bytes;
+    let archive = bytes;
     if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+        // Inflated here rather than by node-tar: zlib stops at maxOutputLength, so a gzip bomb costs at most
+        // twice the limit (a site's tar adds headers and padding to its files) instead of all it expands to.
         try {
-            tar = zlib.gunzipSync(bytes, { maxOutputLength: MAX_SITE_BYTES * 2 });
+            archive = zlib.gunzipSync(bytes, { maxOutputLength: MAX_SITE_BYTES * 2 });
         } catch (e) {
             if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new Error(tooLarge());
             throw new Error(`is not a readable gzip file (${(e as Error).message})`);
         }
+        // node-tar would inflate a second layer itself, without that bound.
+        if (archive[0] === 0x1f && archive[1] === 0x8b) throw new Error("is not a tar archive (it is compressed twice)");
     }
-    const files = new Map<string, Buffer>();
-    let total = 0;
-    let longName: string | undefined;
-    let at = 0;
-    let headers = 0;
-    while (at + BLOCK <= tar.length) {
-        const h = tar.subarray(at, at + BLOCK);
-        if (h.every((x) => x === 0)) break; // end of archive
-        if (!checksumOk(h)) throw new Error(headers === 0 ? "is not a tar archive" : `is corrupt (bad header checksum at byte ${at})`);
-        headers++;
-        const size = octal(h, 124, 12);
-        const type = String.fromCharCode(h[156] || 0x30);
-        const dataStart = at + BLOCK;
-        if (dataStart + size > tar.length) throw new Error("is truncated");
-        const data = tar.subarray(dataStart, dataStart + size);
-        at = dataStart + Math.ceil(size / BLOCK) * BLOCK;
 
-        if (type === "x") {
-            longName = paxPath(data) ?? longName;
-            continue;
-        }
-        if (type === "L") {
-            longName = cstring(data, 0, data.length);
-            continue;
-        }
-        if (type === "g" || type === "K") continue; // global pax header, GNU long link name
-        const ustar = h.subarray(257, 262).toString("ascii") === "ustar";
-        const prefix = ustar ? cstring(h, 345, 155) : "";
-        const name = longName ?? (prefix ? `${prefix}/${cstring(h, 0, 100)}` : cstring(h, 0, 100));
-        longName = undefined;
-        if (type === "5") continue; // directories come with their files
-        if (type === "1" || type === "2") {
-            throw new Error(`holds a link (${name} → ${cstring(h, 157, 100)}): archive the files themselves (tar --dereference)`);
-        }
-        if (type !== "0" && type !== "7") throw new Error(`holds ${name}, which is not a regular file`);
-        const p = sitePath(name);
-        // macOS tar's AppleDouble companions carry Finder metadata, not site content.
-        if (p === "" || path.posix.basename(p).startsWith("._")) continue;
-        total += size;
-        if (total > MAX_SITE_BYTES) throw new Error(tooLarge());
-        files.set(p, Buffer.from(data));
-    }
-    if (headers === 0) throw new Error("is empty or not a tar archive");
+    const files = new Map<string, Buffer[]>();
+    let total = 0;
+    let at = 0; // the offset of the block being parsed: node-tar's warnings do not say where they are
+    const parser = new tar.Parser({
+        brotli: false,
+        zstd: false,
+        // Every warning is an error: a skipped header would silently drop or misplace the files after it.
+        onwarn: (code, message) => {
+            throw new Error(tarProblem(code, message, at));
+        },
+        onReadEntry: (entry) => {
+            const name = entry.path;
+            switch (entry.type) {
+                case "Directory": // directories come with their files
+                    entry.resume();
+                    return;
+                case "Link":
+                case "SymbolicLink":
+                    throw new Error(`holds a link (${name} → ${entry.linkpath}): archive the files themselves (tar --dereference)`);
+                case "File":
+                case "OldFile":
+                case "ContiguousFile":
+                    break;
+                default:
+                    throw new Error(`holds ${name}, which is not a regular file`);
+            }
+            const p = sitePath(name);
+            // macOS tar's AppleDouble companions carry Finder metadata, not site content.
+            if (p === "" || path.posix.basename(p).startsWith("._")) {
+                entry.resume();
+                return;
+            }
+            total += entry.size;
+            if (total > MAX_SITE_BYTES) throw new Error(tooLarge());
+            const chunks: Buffer[] = [];
+            files.set(p, chunks);
+            entry.on("data", (c: Buffer) => chunks.push(c));
+        },
+    });
+    // Types node-tar does not know, and pax headers over its 1 MB limit, are skipped without an entry.
+    parser.on("ignoredEntry", (entry: tar.ReadEntry) => {
+        throw new Error(entry.meta ? `has an extended header over 1 MB (${entry.path})` : `holds ${entry.path}, which is not a regular file`);
+    });
+    // One block per write, so `at` is the offset of the header a warning is about. Synchronous throughout:
+    // node-tar's parser and its entries emit as they are written.
+    for (at = 0; at < archive.length; at += BLOCK) parser.write(archive.subarray(at, at + BLOCK));
+    parser.end();
 
     let names = [...files.keys()];
     let strip = "";
@@ -187,5 +171,5 @@ export function readSiteArchive(bytes: Buffer): SiteFile[] {
         if (tops.size === 1 && files.has(`${top}/index.html`)) strip = `${top}/`;
     }
     names = names.sort((a, b) => a.localeCompare(b));
-    return names.map((n) => ({ path: n.slice(strip.length), contentBase64: files.get(n)!.toString("base64") }));
+    return names.map((n) => ({ path: n.slice(strip.length), contentBase64: Buffer.concat(files.get(n)!).toString("base64") }));
 }

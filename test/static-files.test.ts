@@ -3,6 +3,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as fc from "fast-check";
+import * as tar from "tar";
 import * as zlib from "zlib";
 import { materializeSite, MAX_SITE_BYTES, readSite, readSiteArchive, readSiteFiles, siteFingerprint } from "../components/static-files";
 
@@ -74,6 +76,82 @@ describe("readSiteArchive", () => {
         expect(() => readSiteArchive(zlib.gzipSync(Buffer.concat([big, Buffer.alloc(1024 + 512)])))).toThrow(`holds more than ${MAX_SITE_BYTES / 1024 / 1024} MB`);
         // A gzip bomb stops at twice the limit instead of filling the deploying machine's memory.
         expect(() => readSiteArchive(zlib.gzipSync(Buffer.alloc(MAX_SITE_BYTES * 2 + 1)))).toThrow(`holds more than ${MAX_SITE_BYTES / 1024 / 1024} MB`);
+    });
+});
+
+/** A tar archive of the given members, headers written by node-tar, for types GNU tar will not make unprivileged. */
+function archive(members: { path: string; type?: tar.types.EntryTypeName; body?: string; linkpath?: string }[]): Buffer {
+    const blocks: Buffer[] = [];
+    for (const m of members) {
+        const body = Buffer.from(m.body ?? "");
+        const h = new tar.Header({ path: m.path, type: m.type ?? "File", size: body.length, mode: 0o644, mtime: new Date(0), linkpath: m.linkpath });
+        h.encode();
+        blocks.push(h.block!, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+    }
+    return Buffer.concat([...blocks, Buffer.alloc(1024)]);
+}
+
+describe("readSiteArchive refuses what is not a plain file and skips what is not content", () => {
+    it.each([
+        [{ path: "index.html", type: "Link" as const, linkpath: "a.html" }, /holds a link \(index\.html → a\.html\)/],
+        [{ path: "tty", type: "CharacterDevice" as const }, /holds tty, which is not a regular file/],
+        [{ path: "sda", type: "BlockDevice" as const }, /holds sda, which is not a regular file/],
+        [{ path: "pipe", type: "FIFO" as const }, /holds pipe, which is not a regular file/],
+        [{ path: "/etc/passwd" }, /has an unsafe path \(\/etc\/passwd\)/],
+        [{ path: "assets/../../index.html" }, /has an unsafe path \(assets\/\.\.\/\.\.\/index\.html\)/],
+    ])("refuses %o", (member, message) => {
+        expect(() => readSiteArchive(archive([{ path: "index.html", body: "x" }, member]))).toThrow(message);
+    });
+
+    it("refuses a member type node-tar does not know instead of dropping it", () => {
+        const a = archive([{ path: "index.html", body: "x" }, { path: "sparse.bin" }]);
+        a[512 * 2 + 156] = "S".charCodeAt(0); // GNU sparse file
+        let sum = 0;
+        for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : a[512 * 2 + i];
+        a.write(`${sum.toString(8).padStart(6, "0")}\0 `, 512 * 2 + 148);
+        expect(() => readSiteArchive(a)).toThrow(/holds sparse\.bin, which is not a regular file/);
+    });
+
+    it("skips macOS AppleDouble companions and directory members; directories are implied by their files", () => {
+        const files = readSiteArchive(archive([
+            { path: "dist/", type: "Directory" },
+            { path: "dist/._index.html", body: "finder" },
+            { path: "dist/index.html", body: "x" },
+            { path: "dist/assets/", type: "Directory" },
+            { path: "dist/assets/._app.js", body: "finder" },
+            { path: "dist/assets/app.js", body: "y" },
+        ]));
+        expect(content(files)).toEqual({ "index.html": "x", "assets/app.js": "y" });
+    });
+
+    it("refuses an archive compressed twice rather than inflating the inner layer without a bound", () => {
+        expect(() => readSiteArchive(zlib.gzipSync(fixture("dist-gnu.tgz")))).toThrow("is not a tar archive (it is compressed twice)");
+    });
+
+    // Any site a CI job can write, packed by node-tar (as npm packs) with or without gzip, reads back
+    // exactly as the directory does.
+    it("reads back any site node-tar packs, as the directory reads", () => {
+        const segment = fc.stringMatching(/^[a-zA-Z0-9_][a-zA-Z0-9._é-]{0,40}$/).filter((s) => s !== "." && s !== ".." && !s.startsWith("._"));
+        const site = fc.dictionary(fc.array(segment, { minLength: 1, maxLength: 4 }).map((p) => p.join("/")), fc.uint8Array({ maxLength: 2000 }), { maxKeys: 8 })
+            // A path cannot be both a file and a directory.
+            .filter((d) => Object.keys(d).every((a) => !Object.keys(d).some((b) => b.startsWith(`${a}/`))));
+        fc.assert(
+            fc.property(site, fc.boolean(), (files, gzip) => {
+                const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vps-stack-prop-"));
+                try {
+                    for (const [p, c] of Object.entries({ ...files, "index.html": new Uint8Array([60]) })) {
+                        fs.mkdirSync(path.dirname(path.join(dir, "site", p)), { recursive: true });
+                        fs.writeFileSync(path.join(dir, "site", p), c);
+                    }
+                    tar.c({ sync: true, cwd: dir, file: path.join(dir, "a.tar"), gzip, portable: true }, ["site"]);
+                    // Compared as maps: readSiteFiles orders by directory level, readSiteArchive by whole path.
+                    expect(content(readSiteArchive(fs.readFileSync(path.join(dir, "a.tar"))))).toEqual(content(readSiteFiles(path.join(dir, "site"))));
+                } finally {
+                    fs.rmSync(dir, { recursive: true });
+                }
+            }),
+            { numRuns: 40 },
+        );
     });
 });
 
