@@ -19,11 +19,14 @@ import {
     LOCAL_COMMAND,
     NETWORK,
     ofType,
+    programFailures,
+    promiseOf,
     RANDOM_PASSWORD,
     recorded,
     REMOTE_COMMAND,
     REMOTE_IMAGE,
     resetRecorded,
+    setExitCode,
     settled,
     setupMocks,
     tempStateDir,
@@ -443,12 +446,32 @@ describe("migrations", () => {
     });
 
     it("gate the replicas on a zero exit code", async () => {
-        const stack = await build(preprodConfig((c) => (c.apps[0].migrate = { command: ["migrate"] })));
-        const props = rawProps.get(`vps-stack-app-api-${rel(stack, "api")}-1`)!.props;
-        // The replica's image waits for the migration's exit code.
-        expect(pulumi.Output.isInstance(props.image)).toBe(true);
+        const cfg = preprodConfig((c) => (c.apps[0].migrate = { command: ["migrate"] }));
+        const r = appRelease(cfg, cfg.apps[0]);
+        const replicas = () => ofType(CONTAINER).filter((c) => c.name.startsWith(`vps-stack-app-api-${r}-`));
+        // Exit 0: the replicas run the pulled image.
+        let stack = await build(cfg);
         expect(stack.apps.api.migration).toBeDefined();
         expect(stack.apps.web.migration).toBeUndefined();
+        const pulled = await promiseOf(stack.apps.api.migration!.image);
+        expect(replicas().map((c) => c.inputs.image)).toEqual([pulled, pulled]);
+
+        // Exit 1: no replica is created, and `pulumi up` fails (Pulumi rethrows a resource's failure as an
+        // unhandled rejection) with an error that names the app, the code and where to look.
+        resetRecorded();
+        setExitCode(`vps-stack-preprod-api-${r}-migrate`, 1);
+        const failures = await programFailures(async () => {
+            stack = await build(cfg);
+        });
+        expect(byName(`vps-stack-preprod-api-${r}-migrate`)).toBeDefined();
+        expect(replicas()).toEqual([]);
+        const migrationName = await promiseOf(stack.apps.api.migration!.name);
+        expect(migrationName).toMatch(new RegExp(`^vps-stack-preprod-api-${r}-migrate-`));
+        const message = `the migration of app "api" exited with 1; the running version was left in place (docker logs ${migrationName})`;
+        expect(failures.length).toBeGreaterThan(0);
+        for (const f of failures) expect(f.message).toContain(message);
+        // The other app has no migration and is not held back.
+        expect(container(`vps-stack-preprod-web-${rel(stack, "web")}-1`)).toBeDefined();
     });
 });
 
@@ -888,8 +911,37 @@ describe("VpsStack", () => {
         for (const n of named) expect(n).toMatch(/^vps-stack-preprod-/);
     });
 
-    it("puts every child under its component and every docker resource on the stack's provider", async () => {
-        await build(preprodConfig());
+    it.each([
+        ["preprod", (_c: any) => {}],
+        ["migrations and ACME", (c: any) => {
+            c.apps[0].migrate = { command: ["migrate"] };
+            c.tls = { mode: "acme", acme: { email: "ops@example.com" } };
+        }],
+        ["the host's nginx", (c: any) => {
+            c.nginx = { mode: "host" };
+            c.apps[0].hostPort = 8000;
+            c.apps[1].hostPort = 8010;
+        }],
+    ])("puts every child under its component and every docker resource on the stack's provider (%s)", async (_title, extra) => {
+        await build(preprodConfig(extra));
+        const components = new Set(recorded.filter((r) => r.type.startsWith("vps-stack:index:")).map((r) => r.name));
+        for (const r of recorded) {
+            if (r.type === "vps-stack:index:VpsStack") continue;
+            // The stack's transformations reach only its descendants: a child created without a parent sits
+            // at the root of the Pulumi stack and is never captured.
+            const seen = rawProps.get(`${r.type}::${r.name}`);
+            expect({ child: `${r.type}::${r.name}`, captured: seen !== undefined }).toEqual({ child: `${r.type}::${r.name}`, captured: true });
+            const parent = (seen!.opts.parent as unknown as { __name: string } | undefined)?.__name;
+            expect({ child: r.name, parentIsComponent: parent !== undefined && components.has(parent) }).toEqual({ child: r.name, parentIsComponent: true });
+            // Named after its component; except what VpsHost runs on the host for the others (gates,
+            // drains, password changes, file copies), which carries the name of the component it serves, and
+            // a migration, named like the app's containers (vps-stack-<stack>-<app>-…; a rename would
+            // replace every stack's migration resource).
+            const onHost = parent === "vps-stack-host" && r.type.startsWith("command:");
+            const migration = r.type === CONTAINER && /^vps-stack-preprod-([a-z0-9-]+?)(-[0-9a-f]{10})?-migrate$/.exec(r.name);
+            if (migration) expect(parent).toBe(`vps-stack-app-${migration[1]}`);
+            else if (!onHost) expect(`${r.name}-`.startsWith(`${parent}-`) || r.name === parent ? r.name : `${r.name} (under ${parent})`).toBe(r.name);
+        }
         for (const r of recorded.filter((x) => x.type.startsWith("docker:index/"))) {
             expect(r.provider).toMatch(/pulumi:providers:docker::vps-stack-host-docker::/);
         }

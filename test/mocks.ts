@@ -4,6 +4,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as vm from "vm";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
 import { RawConfigMap } from "../components/config";
@@ -86,12 +87,31 @@ function state(type: string, name: string, inputs: any): Record<string, any> {
             const dataDir = /d="\$HOME\/\.local\/share\/vps-stack\/([^"]+)"/.exec(String(inputs.create ?? ""));
             return { ...inputs, stdout: dataDir ? `/home/deploy/.local/share/vps-stack/${dataDir[1]}\n` : "", stderr: "" };
         }
+        case CONTAINER: {
+            // Without a name input, Pulumi auto-names the container after the resource, with a random suffix.
+            const named = { ...inputs, name: inputs.name ?? `${name}-${digest(name).slice(0, 7)}` };
+            // A container run to completion (attach) reports how it exited, as the Docker provider does.
+            return inputs.attach ? { ...named, exitCode: exitCodes.get(name) ?? 0 } : named;
+        }
         default:
             return { ...inputs };
     }
 }
 
-export function setupMocks(stack: string, project = "vps-stack"): void {
+/** Exit codes for containers run to completion (migrations), by resource name; 0 when not set. */
+const exitCodes = new Map<string, number>();
+
+/** Makes the container run to completion under resource name `name` exit with `code`. */
+export function setExitCode(name: string, code: number): void {
+    exitCodes.set(name, code);
+}
+
+export interface MockOptions {
+    /** Runs the program as `pulumi preview` does (pulumi.runtime.isDryRun() is true). Default false: `pulumi up`. */
+    preview?: boolean;
+}
+
+export function setupMocks(stack: string, project = "vps-stack", options: MockOptions = {}): void {
     pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
@@ -109,12 +129,35 @@ export function setupMocks(stack: string, project = "vps-stack"): void {
         },
         project,
         stack,
-        false,
+        options.preview ?? false,
     );
 }
 
 export function resetRecorded(): void {
     recorded.length = 0;
+    exitCodes.clear();
+}
+
+/**
+ * Runs `body` and returns the errors Pulumi raised as unhandled rejections meanwhile: that is how a resource
+ * that fails to register (e.g. an input that rejects) fails `pulumi up`. Jest gives each test file its own
+ * `process`, and fails the running test on any such rejection; the real process is reached through vm.
+ */
+export async function programFailures(body: () => Promise<void>): Promise<Error[]> {
+    const real: NodeJS.Process = vm.runInThisContext("process");
+    const saved = real.listeners("unhandledRejection");
+    const failures: Error[] = [];
+    const onFailure = (e: unknown) => failures.push(e as Error);
+    real.removeAllListeners("unhandledRejection");
+    real.on("unhandledRejection", onFailure);
+    try {
+        await body();
+        await new Promise((r) => setImmediate(r));
+    } finally {
+        real.off("unhandledRejection", onFailure);
+        for (const l of saved) real.on("unhandledRejection", l);
+    }
+    return failures;
 }
 
 export function promiseOf<T>(output: pulumi.Output<T>): Promise<T> {
