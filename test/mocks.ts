@@ -90,8 +90,9 @@ function state(type: string, name: string, inputs: any): Record<string, any> {
         case CONTAINER: {
             // Without a name input, Pulumi auto-names the container after the resource, with a random suffix.
             const named = { ...inputs, name: inputs.name ?? `${name}-${digest(name).slice(0, 7)}` };
-            // A container run to completion (attach) reports how it exited, as the Docker provider does.
-            return inputs.attach ? { ...named, exitCode: exitCodes.get(name) ?? 0 } : named;
+            // A container run to completion (attach) reports how it exited, as the Docker provider does; in a
+            // preview it has not run, and its exit code is unknown.
+            return inputs.attach && !pulumi.runtime.isDryRun() ? { ...named, exitCode: exitCodes.get(name) ?? 0 } : named;
         }
         default:
             return { ...inputs };

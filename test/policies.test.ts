@@ -8,6 +8,7 @@ import {
     generatedSecrets,
     isWrappedSecret,
     LOCAL_COMMAND,
+    MockOptions,
     NETWORK,
     ofType,
     recorded,
@@ -22,14 +23,19 @@ import {
 
 type Program = Record<string, any>;
 
-async function runProgram(stack: string, raw: RawConfigMap, env: { sshAuthSock?: string } = { sshAuthSock: "/tmp/test-agent.sock" }): Promise<Program> {
+async function runProgram(
+    stack: string,
+    raw: RawConfigMap,
+    env: { sshAuthSock?: string } = { sshAuthSock: "/tmp/test-agent.sock" },
+    options: MockOptions = {},
+): Promise<Program> {
     resetRecorded();
     if (env.sshAuthSock) process.env.SSH_AUTH_SOCK = env.sshAuthSock;
     else delete process.env.SSH_AUTH_SOCK;
     process.env.VPS_STACK_STATE_DIR = tempStateDir();
     const config = Object.fromEntries(Object.entries(raw).map(([k, v]) => [`vps-stack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
     pulumi.runtime.setAllConfig(config, ["vps-stack:secrets"]);
-    setupMocks(stack);
+    setupMocks(stack, undefined, options);
     let program: Program = {};
     jest.isolateModules(() => {
         program = require("../index");
@@ -217,6 +223,26 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         }
         expect(await resolve(program.networks)).toEqual({ edge: `vps-stack-${stack}-edge`, data: `vps-stack-${stack}-data` });
         expect((await resolve(program.containers)).nginx).toBe(`vps-stack-${stack}-nginx`);
+    });
+});
+
+describe("pulumi preview", () => {
+    // A preview runs the program with unknowns where `up` has values (a migration's exit code among them);
+    // it must plan the same resources, or the preview does not show what `up` will do.
+    const resources = () => recorded.map((r) => `${r.type}::${r.name}`).sort();
+
+    it.each(STACKS.map(([s]) => s))("plans the same resources as up for the %s stack", async (stack) => {
+        const raw = withRequiredSecrets(stackConfig(stack));
+        await runProgram(stack, raw);
+        const up = resources();
+        await runProgram(stack, raw, undefined, { preview: true });
+        expect(pulumi.runtime.isDryRun()).toBe(true);
+        expect(resources()).toEqual(up);
+        // prod's api has a migration: in a preview the replicas cannot wait for its exit code.
+        if ((stackConfig(stack).apps as any[]).some((a) => a.migrate)) {
+            const migrations = ofType(CONTAINER).filter((c) => c.name.endsWith("-migrate"));
+            expect(migrations.length).toBeGreaterThan(0);
+        }
     });
 });
 
