@@ -1,4 +1,4 @@
-// Integration tests: real tools (nginx -t, ...) against rendered artifacts. See README "Testing".
+// Integration tests: real tools (nginx -t, ...) against rendered artifacts. See docs/testing.md.
 /** @type {import('jest').Config} */
 module.exports = {
     testEnvironment: "node",

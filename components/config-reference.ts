@@ -1,6 +1,6 @@
 // The config reference, derived from the zod schema: one row per key with its type, default and
-// description. It generates Pulumi.yaml's `config:` block and the README table, and the tests check
-// both are up to date, so the documentation cannot drift from the validation.
+// description. It generates Pulumi.yaml's `config:` block and the table in docs/configuration.md, and the
+// tests check both are up to date, so the documentation cannot drift from the validation.
 import { z } from "zod";
 import { configSchema } from "./config";
 
@@ -115,7 +115,7 @@ function cell(v: unknown): string {
     return "`" + s.replace(/\|/g, "\\|") + "`";
 }
 
-/** The README's config table (markdown), nested keys only: sections are headings of the table. */
+/** The config table of docs/configuration.md (markdown), nested keys only: sections are headings of the table. */
 export function referenceMarkdown(): string {
     const rows = configReference();
     const lines = ["| key | type | default | description |", "|---|---|---|---|"];

@@ -79,7 +79,7 @@ export class PostgresService extends pulumi.ComponentResource {
         const volume = new docker.Volume(
             `${name}-data`,
             { name: this.volumeName, labels: labels(args.stack, "postgres") },
-            // protect makes `pulumi destroy` stop before the data goes; see README "Destroying a stack".
+            // protect makes `pulumi destroy` stop before the data goes; see "Destroying a stack" in docs/operations.md.
             { parent: this, provider, protect: args.protectVolume, retainOnDelete: args.protectVolume },
         );
 

@@ -1,11 +1,11 @@
-// The documentation cannot drift from the schema: Pulumi.yaml's config block and the README's config
-// table are generated from it (npm run docs:config), and these tests fail when either is stale.
+// The documentation cannot drift from the schema: Pulumi.yaml's config block and the config table in
+// docs/configuration.md are generated from it (npm run docs:config), and these tests fail when either is stale.
 import * as fs from "fs";
 import * as path from "path";
 import YAML from "yaml";
 import { configSchema, loadConfig } from "../components/config";
 import { configReference, projectConfigBlock, UNTYPED_PROJECT_KEYS } from "../components/config-reference";
-import { renderedProjectFile, renderedReadme } from "../scripts/config-reference";
+import { REFERENCE_FILE, renderedProjectFile, renderedReference } from "../scripts/config-reference";
 import { ROOT } from "./mocks";
 
 const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
@@ -16,9 +16,9 @@ describe("config reference", () => {
         expect(renderedProjectFile(current)).toBe(current);
     });
 
-    it("the README's config table is generated from the schema (run npm run docs:config)", () => {
-        const current = read("README.md");
-        expect(renderedReadme(current)).toBe(current);
+    it("docs/configuration.md's table is generated from the schema (run npm run docs:config)", () => {
+        const current = read(REFERENCE_FILE);
+        expect(renderedReference(current)).toBe(current);
     });
 
     it("declares every top-level key, each described and defaulted, and typed but for the untyped ones", () => {
