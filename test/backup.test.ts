@@ -1,6 +1,7 @@
 // BackupJob: the component's container and inputs under mocks, and the script's pure parts (retention
 // and cron matching) run for real through sh with table-driven inputs.
 import { spawnSync } from "child_process";
+import * as fc from "fast-check";
 import * as path from "path";
 import { BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupCommands, backupScript, pgpassLine } from "../components/backup-job";
 import { loadConfig } from "../components/config";
@@ -112,6 +113,33 @@ describe("retention (pure, through sh)", () => {
     it("always keeps the newest backup", () => {
         const { kept } = retention([name(at("2026-01-01T02:00:00Z"))], at("2026-11-11T00:00:00Z"), [1, 0, 0]);
         expect(kept).toEqual([name(at("2026-01-01T02:00:00Z"))]);
+    });
+
+    it("for any backups and plan: decides each once, keeps the newest and at most daily+weekly+monthly, and is idempotent", () => {
+        const now = at("2027-01-01T00:00:00Z");
+        const DAY = 86400000;
+        // Backups over two years (several a day possible) and a few from the future (a clock set wrong).
+        const backup = fc.oneof(
+            { weight: 9, arbitrary: fc.integer({ min: 1, max: 730 * 24 * 60 }).map((min) => new Date(now.getTime() - min * 60000)) },
+            { weight: 1, arbitrary: fc.integer({ min: 1, max: 60 * DAY / 60000 }).map((min) => new Date(now.getTime() + min * 60000)) },
+        );
+        // The config asks for daily ≥ 1; the script also holds without it (the newest is kept regardless).
+        const plan = fc.oneof(fc.tuple(fc.nat(40), fc.nat(15), fc.nat(15)), fc.constant<[number, number, number]>([0, 0, 0]));
+        fc.assert(
+            fc.property(fc.uniqueArray(backup, { maxLength: 120, selector: (d) => iso(d) }), plan, (dates, keep) => {
+                const names = dates.map((d) => name(d));
+                const { kept, deleted } = retention(names, now, keep);
+                expect([...kept, ...deleted].sort()).toEqual([...names].sort());
+                const past = dates.filter((d) => d <= now).sort((a, b) => a.getTime() - b.getTime());
+                if (past.length > 0) expect(kept).toContain(name(past[past.length - 1]));
+                // Future files are kept and not counted.
+                for (const d of dates.filter((x) => x > now)) expect(kept).toContain(name(d));
+                expect(kept.filter((n) => past.some((d) => name(d) === n)).length).toBeLessThanOrEqual(Math.max(1, keep[0] + keep[1] + keep[2]));
+                // Run again on what is left (the next night, same clock): nothing more goes.
+                expect(retention(kept, now, keep).deleted).toEqual([]);
+            }),
+            { numRuns: 60 },
+        );
     });
 
     it("counts ISO weeks across a year boundary", () => {

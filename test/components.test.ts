@@ -1,5 +1,6 @@
 // Component tests under Pulumi mocks: every child resource and the inputs that matter (names, networks,
 // healthchecks, uploads and their modes, limits, log options, ports, replacement behaviour).
+import * as fc from "fast-check";
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, StackConfig } from "../components/config";
 import { LOG_OPTS } from "../components/container-defaults";
@@ -899,6 +900,26 @@ describe("AcmeClient (tls.mode acme)", () => {
 
     it("reads renewInterval as seconds", () => {
         expect([durationSeconds("12h"), durationSeconds("90m"), durationSeconds("30s")]).toEqual([43200, 5400, 30]);
+    });
+
+    it("reads any duration as whole seconds, at least 1: h = 60 m = 3600 s = 3 600 000 ms", () => {
+        fc.assert(
+            fc.property(fc.integer({ min: 1, max: 100_000 }), fc.nat(100_000), (n, m) => {
+                expect(durationSeconds(`${n}h`)).toBe(n * 3600);
+                expect(durationSeconds(`${n}h`)).toBe(durationSeconds(`${n * 60}m`));
+                expect(durationSeconds(`${n}m`)).toBe(durationSeconds(`${n * 60}s`));
+                expect(durationSeconds(`${n}s`)).toBe(durationSeconds(`${n * 1000}ms`));
+                // Never 0 (a zero interval would spin), rounded to the nearest second, never decreasing.
+                expect(durationSeconds(`${m}ms`)).toBe(Math.max(1, Math.round(m / 1000)));
+                expect(durationSeconds(`${m}s`)).toBe(Math.max(1, m));
+                expect(durationSeconds(`${m}s`)).toBeLessThanOrEqual(durationSeconds(`${m + 1}s`));
+            }),
+        );
+        fc.assert(
+            fc.property(fc.string(), (s) => {
+                if (!/^\d+(ms|s|m|h)$/.test(s)) expect(() => durationSeconds(s)).toThrow("unsupported duration");
+            }),
+        );
     });
 });
 

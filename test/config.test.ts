@@ -1,5 +1,6 @@
 // Config validation: good configs for every committed stack, and bad ones that must each fail with a
 // message naming the offending key and the command that fixes it, all problems in one error.
+import * as fc from "fast-check";
 import { acmeDirectoryUrl, ConfigError, environmentProblems, isPinnedImage, LETSENCRYPT_DIRECTORY, LETSENCRYPT_STAGING_DIRECTORY, loadConfig, RawConfigMap, rawConfigFromPulumi, sizeToMiB } from "../components/config";
 import { stackConfig, withRequiredSecrets } from "./mocks";
 
@@ -294,6 +295,27 @@ describe("pure helpers", () => {
         ["12x", NaN],
     ])("sizeToMiB(%s) = %s", (s, n) => {
         expect(sizeToMiB(s)).toBe(n);
+    });
+
+    it("sizeToMiB: each unit is 1024 of the one below, in any case and spacing; a longer number is never smaller", () => {
+        const unit = fc.constantFrom(["k", 1 / 1024], ["kb", 1 / 1024], ["m", 1], ["mb", 1], ["g", 1024], ["gb", 1024]);
+        const caseOf = (u: string, upper: boolean[]) => [...u].map((ch, i) => (upper[i] ? ch.toUpperCase() : ch)).join("");
+        fc.assert(
+            fc.property(fc.nat(1_000_000), fc.nat(1_000_000), unit, fc.array(fc.boolean(), { minLength: 2, maxLength: 2 }), fc.constantFrom("", " ", "  "), (a, b, [u, mib], upper, space) => {
+                expect(sizeToMiB(`${a}${space}${caseOf(u, upper)}`)).toBe(a * mib);
+                expect(sizeToMiB(`${a * 1024}b`)).toBe(sizeToMiB(`${a}k`));
+                expect(sizeToMiB(`${a}g`)).toBe(sizeToMiB(`${a * 1024}m`));
+                if (a <= b) expect(sizeToMiB(`${a}${u}`)).toBeLessThanOrEqual(sizeToMiB(`${b}${u}`));
+            }),
+        );
+        // Anything else is NaN, never a number by accident.
+        fc.assert(
+            fc.property(fc.string(), (s) => {
+                const n = sizeToMiB(s);
+                if (!/^\s*\d+(\.\d+)?\s*(b|k|kb|m|mb|g|gb)\s*$/i.test(s)) expect(n).toBeNaN();
+                else expect(n).toBeGreaterThanOrEqual(0);
+            }),
+        );
     });
 });
 

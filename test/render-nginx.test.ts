@@ -1,5 +1,6 @@
 // nginx.conf renderer: snapshots of the committed stacks' shapes plus targeted assertions for each option
 // that changes the output. The same text is checked by a real `nginx -t` in test/integration.
+import * as fc from "fast-check";
 import { hostRoutes, NGINX_HEALTH_PATH, NginxSite, renderNginxConf, renderNginxSiteFile } from "../components/render/nginx";
 import { HASHED_ASSET_RE, renderStaticSiteConf } from "../components/render/static-site";
 
@@ -336,5 +337,73 @@ describe("the ACME challenge location (tls.mode acme)", () => {
     it("is absent without ACME", () => {
         expect(renderNginxConf(site())).not.toContain("acme-challenge");
         expect(renderNginxSiteFile(site({ namespace: "n_" }))).not.toContain("acme-challenge");
+    });
+});
+
+describe("routing precedence (property)", () => {
+    // Whatever routes the apps claim, the request nginx sends to each app is the one the config meant: the
+    // longest claimed prefix that the path equals or continues with "/" ("/api" never takes "/apix").
+    const segment = fc.constantFrom("api", "api-v2", "v1", "a.b", "x", "_~u");
+    const route = fc.tuple(fc.array(segment, { maxLength: 3 }), fc.boolean()).map(([s, slash]) => (s.length === 0 ? "/" : `/${s.join("/")}${slash ? "/" : ""}`));
+    const hostsArb = fc.subarray(["a.example.com", "b.example.com"], { minLength: 1 });
+    const normalize = (p: string) => (p === "/" ? "/" : p.replace(/\/+$/, ""));
+    const appsArb = fc
+        .array(fc.record({ hosts: hostsArb, paths: fc.uniqueArray(route, { minLength: 1, maxLength: 3, selector: normalize }) }), { minLength: 1, maxLength: 4 })
+        .map((apps) => apps.map((a, i) => ({ name: `app${i}`, servers: [`app${i}:80`], hosts: a.hosts, paths: a.paths, healthPath: "/" })))
+        // The config refuses two apps claiming the same route; so do we.
+        .filter((apps) => {
+            const keys = apps.flatMap((a) => a.hosts.flatMap((h) => a.paths.map((p) => `${h}${normalize(p)}`)));
+            return new Set(keys).size === keys.length;
+        });
+
+    /** The app the config means for a request: the longest matching claimed prefix, from the apps alone. */
+    function meant(apps: NginxSite["apps"], host: string, path: string): string | undefined {
+        let best: { app: string; len: number } | undefined;
+        for (const a of apps.filter((x) => x.hosts.includes(host))) {
+            for (const q of a.paths.map(normalize)) {
+                const hit = q === "/" || path === q || path.startsWith(`${q}/`);
+                if (hit && (!best || q.length > best.len)) best = { app: a.name, len: q.length };
+            }
+        }
+        return best?.app;
+    }
+
+    /** The app nginx picks from the rendered server block: an exact location first, else the longest prefix. */
+    function picked(server: string, path: string): string | undefined {
+        const locations: { exact: boolean; match: string; app?: string }[] = [];
+        for (const line of server.split("\n")) {
+            const loc = /^\s*location (=\s+|\^~\s+)?(\S+) \{$/.exec(line);
+            if (loc) locations.push({ exact: (loc[1] ?? "").startsWith("="), match: loc[2] });
+            const pass = /^\s*proxy_pass http:\/\/app_(\S+);$/.exec(line);
+            if (pass && locations.length > 0) locations[locations.length - 1].app = pass[1];
+        }
+        const exact = locations.find((l) => l.exact && l.match === path);
+        if (exact) return exact.app;
+        const prefixes = locations.filter((l) => !l.exact && path.startsWith(l.match)).sort((a, b) => b.match.length - a.match.length);
+        return prefixes[0]?.app;
+    }
+
+    it("sends every request to the app with the longest matching prefix, in the rendered config and in hostRoutes", () => {
+        fc.assert(
+            fc.property(appsArb, fc.array(fc.tuple(route, fc.constantFrom("", "/", "/z", "z", "-")), { maxLength: 6 }), (apps, extra) => {
+                const conf = renderNginxConf(site({ apps }));
+                const routes = hostRoutes(apps);
+                for (const host of [...new Set(apps.flatMap((a) => a.hosts))]) {
+                    const server = serverBlock(conf, host);
+                    const claimed = apps.filter((a) => a.hosts.includes(host)).flatMap((a) => a.paths.map(normalize));
+                    const requests = [...claimed, ...extra.map(([p]) => normalize(p))].flatMap((p) => ["", "/", "/z", "z", "-"].map((s) => (p === "/" ? `/${s.replace(/^\//, "")}` : `${p}${s}`)));
+                    const locations = routes.find((r) => r.host === host)!.locations;
+                    // Each claimed route once, longest first: reading the file top-down gives nginx's choice.
+                    expect(locations.map((l) => l.path).sort()).toEqual([...claimed].sort());
+                    for (const path of requests.filter((p) => p !== "/health")) {
+                        const want = meant(apps, host, path);
+                        expect({ host, path, app: picked(server, path) }).toEqual({ host, path, app: want });
+                        const first = locations.find((l) => l.path === "/" || path === l.path || path.startsWith(`${l.path}/`));
+                        expect({ host, path, app: first?.app }).toEqual({ host, path, app: want });
+                    }
+                }
+            }),
+            { numRuns: 200 },
+        );
     });
 });
