@@ -817,7 +817,7 @@ set_acme() {
 }
 # acme_root STACK: the ACME server's root, which signs the stack's certificate (new at every start)
 acme_root() { curl -sSf --cacert "$E2E/acme-$1/ca.crt" "$(cat "$E2E/acme-$1/root-url")" >"$E2E/acme-$1/root.pem"; }
-# The second stack also serves a static front end (seed 003's SPA) on www.: its build, packed as a CI
+# The second stack also serves a static front end (a built single-page app) on www.: its build, packed as a CI
 # job would, uploaded from the archive into an Nginx container. The certificate covers both names.
 SPA_HOST="www.$DOMAIN"
 SPA_BUNDLE="console.log('vps-stack e2e front end');"
@@ -903,7 +903,7 @@ check "8d. destroying the second stack leaves the first running" destroy_second
 
 # -----------------------------------------------------------------------------------------------------
 phase "host nginx"
-# Seed 000: the VPS's own nginx serves the site, the API is published on 127.0.0.1 only.
+# The host nginx mode: the VPS's own nginx serves the site, the API is published on 127.0.0.1 only.
 host_nginx_running() { [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; }
 host_nginx_box() {
     { command -v nginx >/dev/null && command -v sudo >/dev/null; } || apt_install nginx sudo || return 1
