@@ -247,7 +247,7 @@ export class ApiService extends pulumi.ComponentResource {
                 `${name}${rel}-gate`,
                 {
                     create: "sh -s",
-                    stdin: pulumi.all([release.proxy.image, args.edgeNetwork]).apply(([proxyImage, network]) =>
+                    stdin: pulumi.all([release.proxy.image, args.edgeNetwork, args.dataNetwork]).apply(([proxyImage, network, dataNetwork]) =>
                         gateScript({
                             app: args.name,
                             stack: args.stack,
@@ -257,10 +257,14 @@ export class ApiService extends pulumi.ComponentResource {
                             timeoutSeconds: release.healthTimeoutSeconds,
                             http: args.healthCommand ? undefined : { image: proxyImage, network, port: args.port, path: args.healthPath },
                             keepImages: release.keepImages,
+                            networks: [{ name: network, aliases: [this.upstreamHost] }, ...(dataNetwork ? [{ name: dataNetwork, aliases: [] }] : [])],
                         }),
                     ),
                 },
-                { dependsOn: this.containers },
+                // The gate judges a release once, when it is created. Re-running it on a live release
+                // (stdin changes with the proxy's image, the timeouts or vps-stack's own script) could remove
+                // containers that serve.
+                { dependsOn: this.containers, ignoreChanges: ["stdin"] },
             );
             // Nothing to do while the release lives; its delete (when a newer release replaced it and the
             // proxy switched) drains, then stops the containers before the provider removes them.

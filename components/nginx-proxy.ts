@@ -85,13 +85,17 @@ export function upstreamWatcher(opts: { conf?: string; nginx?: string; interval?
         `c=${shellWord(conf)}`,
         "addrs() {",
         `  for h in $(sed -n 's/^[[:space:]]*server[[:space:]][[:space:]]*\\([A-Za-z0-9._-]*\\):[0-9][0-9]*.*/\\1/p' "$c" 2>/dev/null | sort -u); do`,
-        // getent where libc has it (Debian), busybox's nslookup otherwise (Alpine).
-        '    getent hosts "$h" 2>/dev/null || nslookup "$h" 2>/dev/null | grep -i "^address"',
+        // Every address, sorted (Docker's DNS shuffles them): glibc's ahostsv4 (Debian), busybox's nslookup
+        // (Alpine, whose getent prints only the first).
+        '    { getent ahostsv4 "$h" 2>/dev/null || nslookup "$h" 2>/dev/null | sed -n "s/^Address[^:]*: *//p"; } | awk -v h="$h" \'{ print h, $1 }\' | sort -u',
         "  done | sort | cksum",
         "}",
-        "last=$(addrs)",
+        // A new config (a release) is reloaded by whoever installed it: start over from its addresses.
+        'conf() { cksum < "$c" 2>/dev/null; }',
+        "last=$(addrs) seen=$(conf)",
         `while sleep ${opts.interval ?? 5}; do`,
         "  now=$(addrs)",
+        '  if [ "$(conf)" != "$seen" ]; then seen=$(conf) last=$now; continue; fi',
         '  [ "$now" = "$last" ] && continue',
         `  if ${nginx} -t -q 2>/dev/null; then ${nginx} -s reload && last=$now && echo "vps-stack: an upstream address changed, nginx reloaded" >&2; fi`,
         "done",
@@ -206,6 +210,9 @@ export class NginxProxy extends pulumi.ComponentResource {
                     startPeriod: "10s",
                 }),
                 waitTimeout: 90,
+                // A replaced proxy gets nginx's graceful stop (its image's STOPSIGNAL, SIGQUIT) and a few
+                // seconds for the requests it holds, instead of an immediate kill.
+                destroyGraceSeconds: 10,
             },
             // It owns the public ports, so two cannot run at once: the old one stops first. Only a new
             // Nginx image (or its container settings) gets here; configuration changes are reloads.

@@ -80,6 +80,12 @@ export interface GateArgs {
     http?: { image: string; network: string; port: number; path: string };
     /** Images kept on the host for rollbacks (this app's last N releases). */
     keepImages: number;
+    /**
+     * The networks the containers must be on, with their aliases. The Docker provider creates a container,
+     * then connects it network by network: an SSH connection lost in between leaves a container that
+     * exists, runs, and can reach nothing, which no refresh notices. The gate connects what is missing.
+     */
+    networks?: { name: string; aliases: string[] }[];
 }
 
 /**
@@ -92,21 +98,36 @@ export function gateScript(g: GateArgs): string {
     const log = releaseLogWord(g.stack, g.app);
     const lines = [
         "set -u",
+        // The SSH session may go away mid-gate: the first message would then kill the script with SIGPIPE
+        // before it removed the release.
+        "trap '' PIPE",
         `app=${shellWord(g.app)} release=${shellWord(g.release)} image=${shellWord(g.image)}`,
         "fail() {",
         `    echo "vps-stack: app $app: release $release ($image) did not become healthy: $1" >&2`,
         `    for c in ${cs}; do echo "--- last lines of $c:" >&2; docker logs --tail 20 "$c" 2>&1 | sed 's/^/    /' >&2; done`,
-        `    docker rm -f ${cs} >/dev/null 2>&1`,
+        // -v: with a read-only root, the secret files live in an anonymous volume; it goes with them.
+        `    docker rm -f -v ${cs} >/dev/null 2>&1`,
         `    echo "vps-stack: app $app: the new containers were removed; the previous release keeps serving" >&2`,
         "    exit 1",
         "}",
+        ...(g.networks && g.networks.length > 0
+            ? [
+                  `for c in ${cs}; do`,
+                  // Connecting twice is refused by Docker ("already exists"), which is what should happen.
+                  ...g.networks.map(
+                      (n) => `    ${shellCommand(["docker", "network", "connect", ...n.aliases.flatMap((a) => ["--alias", a]), n.name])} "$c" >/dev/null 2>&1 || true`,
+                  ),
+                  "done",
+              ]
+            : []),
         `deadline=$(( $(date +%s) + ${g.timeoutSeconds} ))`,
         `for c in ${cs}; do`,
         "    while :; do",
         `        s=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$c" 2>/dev/null) || s=missing`,
         '        case "$s" in',
         '            "running healthy"|"running none") break ;;',
-        '            "running starting"|"created "*|"restarting "*) ;;',
+        // Unhealthy is not final: Docker keeps checking, and a slow starter gets there before the deadline.
+        '            "running "*|"created "*|"restarting "*) ;;',
         '            *) fail "$c is $s" ;;',
         "        esac",
         `        [ "$(date +%s)" -lt "$deadline" ] || fail "$c is still $s after ${g.timeoutSeconds}s"`,
@@ -131,6 +152,8 @@ export function gateScript(g: GateArgs): string {
         `id=$(docker inspect -f '{{.Image}}' ${shellWord(g.containers[0])})`,
         `ref=$(docker image inspect -f '{{if .RepoDigests}}{{index .RepoDigests 0}}{{end}}' "$id" 2>/dev/null)`,
         `printf '%s %s %s %s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$release" "$image" "$id" "\${ref:--}" >> ${log}`,
+        // Bounded: the last 200 releases are plenty to roll back through.
+        `tail -n 200 ${log} > ${log}.tmp && mv ${log}.tmp ${log}`,
         // Keep the images of this app's last N releases (newest first, each image once: a rollback to an
         // old image makes it recent again); older ones go unless a container still uses them.
         `keep=$(awk '{ print $4 }' ${log} | awk '{ l[NR] = $0 } END { for (i = NR; i >= 1; i--) if (!seen[l[i]]++) print l[i] }' | head -n ${g.keepImages})`,

@@ -40,6 +40,9 @@ export function appUrls(cfg: Pick<StackConfig, "apps" | "nginx">): Record<string
     );
 }
 
+/** See appRelease: a change here releases every app once. */
+export const RELEASE_FORMAT = 1;
+
 /**
  * The release id of an app (see release.ts): everything its containers are made of, and nothing that only
  * the proxy uses (routes, per-app proxy settings), so a header change is a reload, not a release. Secret
@@ -50,13 +53,18 @@ export function appRelease(cfg: Pick<StackConfig, "apps" | "secrets" | "rotate" 
     const provided = Object.entries(app.secrets)
         .filter(([, s]) => s === "required")
         .map(([n]) => [n, fingerprint(cfg.secrets[n] ?? "")]);
+    const generated = Object.entries(app.secrets).filter(([, s]) => s === "generate").map(([n]) => n);
     return releaseId({
+        // Bumped when vps-stack changes what an app's containers are made of (defaults, rendered files),
+        // so that such a change is a release too, not a replacement in place.
+        format: RELEASE_FORMAT,
         spec,
         provided: Object.fromEntries(provided),
-        rotate: cfg.rotate,
+        // Only the rotation tokens of this app's own secrets: rotating another one is not its release.
+        rotate: Object.fromEntries(generated.filter((n) => cfg.rotate[n] !== undefined).map((n) => [n, cfg.rotate[n]])),
         // DATABASE_URL and REDIS_URL are made of these.
-        database: app.database ? { user: cfg.postgres.user, database: cfg.postgres.database, rotate: cfg.rotate.postgres } : undefined,
-        redis: app.redis ? { rotate: cfg.rotate.redis } : undefined,
+        database: app.database ? { user: cfg.postgres.user, database: cfg.postgres.database, passwordLength: cfg.postgres.passwordLength, rotate: cfg.rotate.postgres } : undefined,
+        redis: app.redis ? { passwordLength: cfg.redis.passwordLength, rotate: cfg.rotate.redis } : undefined,
         // A static site's files, and the stack's Nginx image that serves them by default.
         site: site ? fingerprint(site.map((f) => `${f.path}\0${f.contentBase64}`).join("\0")) : undefined,
         staticImage: app.kind === "static" ? app.image : undefined,

@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-releases=$(pulumi stack output "${stack_args[@]}" releases --json) || { echo "rollback: no releases output (deploy the stack first)" >&2; exit 1; }
+releases=$(pulumi stack output ${stack_args[@]+"${stack_args[@]}"} releases --json) || { echo "rollback: no releases output (deploy the stack first)" >&2; exit 1; }
 apps=$(node -e 'console.log(Object.keys(JSON.parse(process.argv[1])).join(" "))' "$releases")
 if [ -z "$app" ]; then
     read -ra names <<<"$apps"
@@ -41,8 +41,13 @@ if [[ $history_cmd == ssh\ * ]]; then history_cmd="ssh ${VPS_STACK_SSH_OPTIONS:-
 history=$(sh -c "$history_cmd") || { echo "rollback: cannot read the release history ($history_cmd)" >&2; exit 1; }
 
 if [ -z "$to" ]; then
-    # Newest first; the running image's own lines do not count.
-    line=$(printf '%s\n' "$history" | tac | awk -v cur="$current" 'NF >= 5 && $3 != cur { print; exit }')
+    # The running release's image is known by its id (a tag may have moved, a digest is written
+    # differently); the previous release is the newest line with another image id. awk reads it all and
+    # walks back, so no line is cut off (tac is not everywhere, and a pipe closed early fails the script).
+    release_id=$(field release)
+    line=$(printf '%s\n' "$history" | awk -v rel="$release_id" -v cur="$current" '
+        NF >= 5 { n++; l[n] = $0; id[n] = $4; if ($2 == rel) live = $4; if ($3 == cur && live == "") guess = $4 }
+        END { if (live == "") live = guess; for (i = n; i >= 1; i--) if (id[i] != live) { print l[i]; exit } }')
     [ -n "$line" ] || { echo "rollback: app $app has no earlier release than $current on the host" >&2; exit 1; }
     read -r when release image _id digest <<<"$line"
     # A repository digest names exactly that image and is found on the host without a registry.
@@ -53,5 +58,5 @@ else
     echo "rollback: app $app: $current -> $to"
 fi
 [ -n "$yes" ] || { read -r -p "Deploy it? [y/N] " answer; [ "$answer" = y ] || exit 1; }
-pulumi config set "${stack_args[@]}" --path "apps[$index].image" "$to"
-pulumi up "${stack_args[@]}" --yes --skip-preview
+pulumi config set ${stack_args[@]+"${stack_args[@]}"} --path "apps[$index].image" "$to"
+pulumi up ${stack_args[@]+"${stack_args[@]}"} --yes --skip-preview

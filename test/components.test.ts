@@ -1017,6 +1017,11 @@ describe("releases (nginx.mode container)", () => {
                 timeoutSeconds: 120,
                 http: { image: mockImageId("nginx:1.27-alpine"), network: "vps-stack-preprod-edge", port: 3001, path: "/api/health" },
                 keepImages: 3,
+                // What the provider should have connected: the gate reconnects what an interrupted create missed.
+                networks: [
+                    { name: "vps-stack-preprod-edge", aliases: [`api-${r}`] },
+                    { name: "vps-stack-preprod-data", aliases: [] },
+                ],
             }),
         );
         expect(gate.inputs.delete).toBeUndefined();

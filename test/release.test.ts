@@ -155,8 +155,14 @@ describe("appRelease", () => {
         const cfg = config((c) => (c.apps[0].database = false));
         const noDb = appRelease(cfg, cfg.apps[0]);
         const rotated = config((c) => ((c.apps[0].database = false), (c.rotate = { postgres: "2027-01-01" })));
-        // rotate is part of the spec as a whole: any rotation is a new release (conservative, never stale).
-        expect(appRelease(rotated, rotated.apps[0])).not.toBe(noDb);
+        // Only the rotations of what the app uses are its release: another app's secret is not.
+        expect(appRelease(rotated, rotated.apps[0])).toBe(noDb);
+        const withDb = config();
+        const dbRotated = config((c) => (c.rotate = { postgres: "2027-01-01" }));
+        expect(appRelease(dbRotated, dbRotated.apps[0])).not.toBe(appRelease(withDb, withDb.apps[0]));
+        // A longer generated password is a new DATABASE_URL.
+        const longer = config((c) => (c.postgres = { passwordLength: 48 }));
+        expect(appRelease(longer, longer.apps[0])).not.toBe(appRelease(withDb, withDb.apps[0]));
     });
 
     it("changes with a static site's files", () => {
@@ -241,7 +247,7 @@ describe("gateScript through the shell sink", () => {
                 const r = run(gateScript({ app, stack: "prod", release, image, containers, timeoutSeconds: 5, keepImages: 3 }), { ...fake.env, HOME: dir }, dir);
                 expect(r.code).toBe(1);
                 const calls = fake.calls();
-                expect(calls.filter((c) => c[0] === "rm")).toEqual([["rm", "-f", ...containers]]);
+                expect(calls.filter((c) => c[0] === "rm")).toEqual([["rm", "-f", "-v", ...containers]]);
                 expect(calls.filter((c) => c[0] === "logs")).toEqual(containers.map((c) => ["logs", "--tail", "20", c]));
                 // dash's echo reads backslash escapes; the values themselves are never parsed as shell text.
                 if (!`${image}${release}`.includes("\\")) expect(r.stderr).toContain(`vps-stack: app ${app}: release ${release} (${image}) did not become healthy: ${containers[0]} is exited unhealthy`);

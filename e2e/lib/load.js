@@ -10,6 +10,7 @@
 "use strict";
 const fs = require("fs");
 const http = require("http");
+const http2 = require("http2");
 const https = require("https");
 
 function args(argv) {
@@ -33,20 +34,43 @@ if (!["127.0.0.1", "::1", "localhost"].includes(opt.resolve ?? target.hostname))
 const client = target.protocol === "http:" ? http : https;
 const agent = new client.Agent({ keepAlive: true, maxSockets: 64, ca: opt.ca ? fs.readFileSync(opt.ca) : undefined });
 const [slowMin, slowMax] = String(opt.slowSeconds).split("-").map(Number);
+// HTTPS is spoken as browsers speak it: HTTP/2. When nginx reloads, an old worker ends each connection
+// with GOAWAY, naming the last stream it took; a stream after that was refused unprocessed (RFC 9113
+// 6.8), and every HTTP/2 client sends it again on a new connection: so does this one, once, and counts
+// it. Anything else that goes wrong is a failure. (--http1 gives HTTP/1.1 keep-alive instead, where a
+// request can race the old worker closing its idle connection: reported as ECONNRESET.)
+const useH2 = target.protocol === "https:" && !opt.http1;
+const sessions = [];
+function session() {
+    const live = sessions.filter((s) => !s.closed && !s.destroyed && !s.goneAway);
+    if (live.length >= 4) return live[Math.floor(Math.random() * live.length)];
+    const s = http2.connect(`https://${opt.resolve ?? target.hostname}:${target.port}`, {
+        ca: opt.ca ? fs.readFileSync(opt.ca) : undefined,
+        servername: target.hostname,
+    });
+    s.goneAway = false;
+    s.on("goaway", () => (s.goneAway = true));
+    s.on("error", () => (s.goneAway = true));
+    s.on("close", () => (s.goneAway = true));
+    sessions.push(s);
+    return s;
+}
 
-const stats = { sent: 0, ok: 0, non2xx: 0, connErrors: 0, statuses: {}, errors: {}, slowSent: 0, slowOk: 0, maxGapMs: 0, latencies: [] };
+const stats = { refusedRetried: 0, sent: 0, ok: 0, non2xx: 0, connErrors: 0, statuses: {}, errors: {}, slowSent: 0, slowOk: 0, maxGapMs: 0, latencies: [] };
 let lastSuccess = null;
 let inFlight = 0;
 const started = Date.now();
 
-function request(i) {
+function request(i, retry = false) {
     const slow = opt.slowEvery > 0 && i % opt.slowEvery === Math.floor(opt.slowEvery / 2);
     const post = !slow && i % 3 === 1;
     const seconds = slow ? slowMin + ((i / opt.slowEvery) % (slowMax - slowMin + 1)) : 0;
     const path = opt.pathPrefix + (slow ? `/slow?seconds=${Math.floor(seconds)}` : post ? "/echo" : "/");
     const body = post ? JSON.stringify({ i, pad: "x".repeat(200) }) : undefined;
-    stats.sent++;
-    if (slow) stats.slowSent++;
+    if (!retry) {
+        stats.sent++;
+        if (slow) stats.slowSent++;
+    }
     inFlight++;
     const t0 = process.hrtime.bigint();
     // Every request ends exactly once: as a status, or as an error (whichever comes first).
@@ -59,6 +83,7 @@ function request(i) {
         const key = e.code ?? e.message;
         stats.errors[key] = (stats.errors[key] ?? 0) + 1;
     };
+    if (useH2) return requestH2(i, { slow, post, path, body, t0, retried: retry, fail: (e) => fail(e), done: () => (ended = true) }, () => ended);
     const req = client.request(
         {
             host: opt.resolve ?? target.hostname,
@@ -100,6 +125,56 @@ function request(i) {
     req.end();
 }
 
+function requestH2(i, r, isEnded) {
+    let stream;
+    try {
+        stream = session().request({
+            ":method": r.post ? "POST" : "GET",
+            ":path": r.path,
+            ":authority": target.host,
+            ...(r.body ? { "content-type": "application/json", "content-length": Buffer.byteLength(r.body) } : {}),
+        });
+    } catch (e) {
+        return r.fail(e);
+    }
+    let status = 0;
+    stream.setTimeout(30000, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    stream.on("response", (h) => (status = h[":status"]));
+    stream.on("error", (e) => {
+        if (isEnded()) return;
+        // Refused before any processing (GOAWAY or REFUSED_STREAM): safe to send again, once.
+        const refused = status === 0 && (e.code === "ERR_HTTP2_STREAM_ERROR" || e.code === "ERR_HTTP2_GOAWAY_SESSION") && /REFUSED_STREAM|GOAWAY/.test(`${e.message} ${e.code}`);
+        if (refused && !r.retried) {
+            r.done();
+            inFlight--;
+            stats.refusedRetried++;
+            return request(i, true);
+        }
+        r.fail(e);
+    });
+    stream.on("data", () => {});
+    stream.on("end", () => {
+        if (isEnded()) return;
+        if (status === 0) return r.fail(new Error("stream ended without a response"));
+        r.done();
+        inFlight--;
+        const ms = Number(process.hrtime.bigint() - r.t0) / 1e6;
+        stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+        if (status >= 200 && status < 300) {
+            stats.ok++;
+            if (r.slow) stats.slowOk++;
+            else {
+                stats.latencies.push(ms);
+                const now = Date.now();
+                if (lastSuccess !== null) stats.maxGapMs = Math.max(stats.maxGapMs, now - lastSuccess);
+                lastSuccess = now;
+            }
+        } else stats.non2xx++;
+    });
+    if (r.body) stream.end(r.body);
+    else stream.end();
+}
+
 const interval = 1000 / opt.rate;
 let i = 0;
 function tick() {
@@ -129,6 +204,8 @@ function drain() {
         connErrors: stats.connErrors,
         statuses: stats.statuses,
         errors: stats.errors,
+        protocol: useH2 ? "h2" : target.protocol === "https:" ? "http/1.1+tls" : "http/1.1",
+        refusedRetried: stats.refusedRetried,
         slowSent: stats.slowSent,
         slowCompleted: stats.slowOk,
         maxGapMs: stats.maxGapMs,
@@ -138,6 +215,7 @@ function drain() {
     };
     console.log(JSON.stringify(summary));
     agent.destroy();
+    for (const s of sessions) s.destroy();
     process.exit(0);
 }
 tick();

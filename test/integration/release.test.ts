@@ -94,7 +94,7 @@ describe("gate", () => {
     });
 
     const failures: [string, (f: FakeDocker) => void, RegExp][] = [
-        ["unhealthy", (f) => (f.states(C[0], "running healthy"), f.states(C[1], "running starting", "running unhealthy")), /: vps-stack-prod-api-0123456789-2 is running unhealthy\n/],
+        ["unhealthy", (f) => (f.states(C[0], "running healthy"), f.states(C[1], "running starting", "running unhealthy")), /: vps-stack-prod-api-0123456789-2 is still running unhealthy after 10s\n/],
         ["exited", (f) => (f.states(C[0], "exited unhealthy")), /: vps-stack-prod-api-0123456789-1 is exited unhealthy\n/],
         ["missing", (f) => f.states(C[0], "running healthy"), /: vps-stack-prod-api-0123456789-2 is missing\n/],
     ];
@@ -108,7 +108,7 @@ describe("gate", () => {
         }
         expect(r.stderr).toMatch(/vps-stack: app api: the new containers were removed; the previous release keeps serving\n$/);
         expect(ofCommand("logs")).toEqual(C.map((c) => ["logs", "--tail", "20", c]));
-        expect(ofCommand("rm")).toEqual([["rm", "-f", ...C]]);
+        expect(ofCommand("rm")).toEqual([["rm", "-f", "-v", ...C]]);
         // Nothing recorded, nothing pruned: the previous release is still the live one.
         expect(fs.existsSync(historyFile())).toBe(false);
         expect(ofCommand("rmi")).toEqual([]);
@@ -121,7 +121,7 @@ describe("gate", () => {
         expect(r.stderr).toContain("did not become healthy: vps-stack-prod-api-0123456789-1 is still running starting after 2s");
         expect(r.seconds).toBeGreaterThanOrEqual(1);
         expect(r.seconds).toBeLessThan(6);
-        expect(ofCommand("rm")).toEqual([["rm", "-f", ...C]]);
+        expect(ofCommand("rm")).toEqual([["rm", "-f", "-v", ...C]]);
     });
 
     it("asks healthPath of every replica from the proxy's network with the proxy's image, and fails when one does not answer", async () => {
@@ -141,7 +141,7 @@ describe("gate", () => {
         expect(bad.code).toBe(1);
         expect(bad.stderr).toContain(`no answer from http://${C[1]}:3001/api/health`);
         expect(bad.stderr).toContain("did not become healthy: healthPath does not answer from the proxy's network");
-        expect(ofCommand("rm")).toEqual([["rm", "-f", ...C]]);
+        expect(ofCommand("rm")).toEqual([["rm", "-f", "-v", ...C]]);
         expect(fs.existsSync(historyFile())).toBe(false);
     });
 });

@@ -21,7 +21,8 @@ beforeEach(() => {
     write("nginx.conf", ["upstream app_api {", "    server api-0123456789:8000 max_fails=3 fail_timeout=10s;", "}", "server {", "    server_name _;", "}", ""].join("\n"));
     write("addresses", "172.18.0.5 api-0123456789\n");
     write("test-ok", "");
-    write("bin/getent", `#!/bin/sh\n[ "$1" = hosts ] && [ "$2" = api-0123456789 ] && cat ${dir}/addresses\n`, 0o755);
+    // glibc's `getent ahostsv4` prints each address three times (one per socket type), in DNS order.
+    write("bin/getent", `#!/bin/sh\n[ "$1" = ahostsv4 ] && [ "$2" = api-0123456789 ] && awk '{ for (i = 0; i < 3; i++) print $1, "STREAM", $2 }' ${dir}/addresses\n`, 0o755);
     write(
         "bin/nginx",
         `#!/bin/sh\necho "$*" >> ${dir}/nginx.calls\ncase "$*" in *" -t"*) [ -e ${dir}/test-ok ] ;; *) exit 0 ;; esac\n`,
@@ -47,6 +48,20 @@ test("reloads nginx once when an upstream's address changes, and not while nothi
     expect(reloads()).toBe(1);
     // It checks the config first, with the live config's path.
     expect(calls().slice(-2)).toEqual([`-c ${path.join(dir, "nginx.conf")} -t -q`, `-c ${path.join(dir, "nginx.conf")} -s reload`]);
+});
+
+test("does not reload for the address order (Docker's DNS shuffles it) nor after a new config, which its installer reloads", async () => {
+    write("addresses", "172.18.0.5 api-0123456789\n172.18.0.6 api-0123456789\n");
+    await settle();
+    const before = reloads();
+    write("addresses", "172.18.0.6 api-0123456789\n172.18.0.5 api-0123456789\n");
+    await settle();
+    expect(reloads()).toBe(before);
+    // A release: new upstream names in the config, already reloaded by the config command.
+    write("nginx.conf", fs.readFileSync(path.join(dir, "nginx.conf"), "utf8").replace(/api-0123456789/g, "api-abcdefabcd"));
+    write("bin/getent", `#!/bin/sh\n[ "$1" = ahostsv4 ] && [ "$2" = api-abcdefabcd ] && echo "172.18.0.9 STREAM api-abcdefabcd"\n`, 0o755);
+    await settle();
+    expect(reloads()).toBe(before);
 });
 
 test("never reloads into a config nginx -t rejects, and retries until it passes", async () => {
