@@ -706,7 +706,7 @@ under_load() { # under_load NAME EXPECT_ZERO COMMAND...: runs COMMAND under load
     echo "$summary"
     note "$name: $(node -e '
         const s = JSON.parse(process.argv[1]);
-        console.log(`${s.sent} requests in ${s.seconds}s, ${s.non2xx} non-2xx, ${s.connErrors} connection errors, longest gap ${s.maxGapMs} ms, slow ${s.slowCompleted}/${s.slowSent} completed, p99 ${s.p99Ms} ms`)' "$summary" 2>/dev/null || echo "no summary: $summary")"
+        console.log(`${s.sent} requests (${s.protocol}) in ${s.seconds}s, ${s.non2xx} non-2xx, ${s.connErrors} connection errors, ${s.refusedRetried} refused by GOAWAY and sent again, longest gap ${s.maxGapMs} ms, slow ${s.slowCompleted}/${s.slowSent} completed, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`)' "$summary" 2>/dev/null || echo "no summary: $summary")"
     LAST_RC=$rc
     [ "$expect_zero" = baseline ] && return 0
     node -e 'const s = JSON.parse(process.argv[1]); process.exit(s.failed === 0 && s.slowCompleted === s.slowSent && s.sent >= Number(process.argv[2]) ? 0 : 1)' "$summary" "$LOAD_COUNT" || return 1
