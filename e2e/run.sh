@@ -26,10 +26,12 @@ phase_started=0
 declare -a PHASES=()
 
 say() { printf '%s\n' "$*"; }
-# note: a measurement printed under the current check, on the terminal and in the log (checks send their
-# own output to the log only).
-exec 3>&1
-note() { printf '   %s\n' "$*" | tee -a "$LOG" >&3; }
+# note: a measurement shown with the current check's result (checks send their own output to the log
+# only). Kept in a file that check() prints: a spare descriptor on the terminal would be inherited by
+# every daemon the e2e restarts (dockerd, sshd) and keep CI's pipe open after the run.
+NOTES="$E2E/notes"
+note() { printf '   %s\n' "$*" | tee -a "$LOG" >>"$NOTES"; }
+show_notes() { if [ -s "$NOTES" ]; then cat "$NOTES"; : >"$NOTES"; fi; }
 log() { printf '[e2e] %s\n' "$*" | tee -a "$LOG" >&2; }
 
 phase() {
@@ -57,9 +59,11 @@ check() {
     printf '\n--- check: %s\n' "$name" >>"$LOG"
     if "$@" >>"$LOG" 2>&1; then
         passed=$((passed + 1))
+        show_notes
         say "PASS $name"
     else
         failed=$((failed + 1))
+        show_notes
         say "FAIL $name"
         # The errors first (Pulumi prints them far above its summary), then the end of the output.
         tail -n +"$((mark + 1))" "$LOG" | grep -iE '^\s*(error|.*error:)' | grep -v 'errored' | head -n 15 | sed 's/^/     ! /'
