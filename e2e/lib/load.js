@@ -61,6 +61,21 @@ let lastSuccess = null;
 let inFlight = 0;
 const started = Date.now();
 
+/** Records a request that got an answer (any status), whichever protocol carried it. */
+function answered(status, slow, t0) {
+    inFlight--;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+    if (status < 200 || status >= 300) return void stats.non2xx++;
+    stats.ok++;
+    if (slow) return void stats.slowOk++;
+    // The gap that matters is between two ordinary answers (a slow one ends after the rest).
+    stats.latencies.push(ms);
+    const now = Date.now();
+    if (lastSuccess !== null) stats.maxGapMs = Math.max(stats.maxGapMs, now - lastSuccess);
+    lastSuccess = now;
+}
+
 function request(i, retry = false) {
     const slow = opt.slowEvery > 0 && i % opt.slowEvery === Math.floor(opt.slowEvery / 2);
     const post = !slow && i % 3 === 1;
@@ -102,20 +117,7 @@ function request(i, retry = false) {
             res.on("end", () => {
                 if (ended) return;
                 ended = true;
-                inFlight--;
-                const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-                stats.statuses[res.statusCode] = (stats.statuses[res.statusCode] ?? 0) + 1;
-                if (res.statusCode >= 200 && res.statusCode < 300) {
-                    stats.ok++;
-                    if (slow) stats.slowOk++;
-                    else {
-                        // The gap that matters is between two ordinary answers (a slow one ends after the rest).
-                        stats.latencies.push(ms);
-                        const now = Date.now();
-                        if (lastSuccess !== null) stats.maxGapMs = Math.max(stats.maxGapMs, now - lastSuccess);
-                        lastSuccess = now;
-                    }
-                } else stats.non2xx++;
+                answered(res.statusCode, slow, t0);
             });
         },
     );
@@ -157,19 +159,7 @@ function requestH2(i, r, isEnded) {
         if (isEnded()) return;
         if (status === 0) return r.fail(new Error("stream ended without a response"));
         r.done();
-        inFlight--;
-        const ms = Number(process.hrtime.bigint() - r.t0) / 1e6;
-        stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
-        if (status >= 200 && status < 300) {
-            stats.ok++;
-            if (r.slow) stats.slowOk++;
-            else {
-                stats.latencies.push(ms);
-                const now = Date.now();
-                if (lastSuccess !== null) stats.maxGapMs = Math.max(stats.maxGapMs, now - lastSuccess);
-                lastSuccess = now;
-            }
-        } else stats.non2xx++;
+        answered(status, r.slow, r.t0);
     });
     if (r.body) stream.end(r.body);
     else stream.end();
