@@ -1,0 +1,10 @@
+# shellcheck shell=bash disable=SC2317,SC2329,SC2129,SC2034,SC2016,SC2015 # functions are called through check(); variables are shared with later phases
+phase destroy
+check "9a. pulumi destroy succeeds" pulumi destroy --yes --non-interactive --stack "$STACK"
+nothing_left() { [ -z "$(docker ps -aq --filter "label=vps-stack.stack=$STACK")" ] && [ -z "$(docker network ls -q --filter "label=vps-stack.stack=$STACK")" ]; }
+no_volumes() { [ -z "$(docker volume ls -q --filter "label=vps-stack.stack=$STACK")" ]; }
+backups_outlive() { ls "$E2E/backups/$STACK/$STACK"-app-*.dump; }
+check "9b. no container or network of the stack is left" nothing_left
+check "9c. volumes follow the retention rule: removed on a non-prod stack" no_volumes
+check "9d. the backup files outlive the stack" backups_outlive
+check "W. no Pulumi warning in any run but the allow-listed ones (ALLOWED_WARNINGS in e2e/phases/00-toolchain.sh)" unexpected_warnings
