@@ -1,12 +1,12 @@
-// vps-stack: load and validate the stack's config, build the stack, export its outputs. Logic lives in
-// components/.
+// vps-stack: load and validate the stack's config, build the stack, export its outputs. Decisions live in
+// plan/, texts in render/, resources in components/ (see docs/architecture.md).
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
-import { acmeDirectoryUrl, ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } from "./components/config";
-import { expandHome } from "./components/paths";
-import { releaseCommands } from "./components/release";
-import { readSite } from "./components/static-files";
 import { VpsStack } from "./components/vps-stack";
+import { ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } from "./config";
+import { expandHome } from "./config/paths";
+import { readSite } from "./config/static-files";
+import { releaseCommands } from "./render/release";
 
 function loadStackConfig() {
     try {
@@ -85,5 +85,5 @@ export const backup = {
 };
 /** tls.mode "acme": which CA, which certificate, and the commands to inspect or renew it. */
 export const acme = stack.acme
-    ? { directoryUrl: acmeDirectoryUrl(cfg.tls.acme), certificateName: stack.acme.certName, commands: stack.acmeCommands }
+    ? { directoryUrl: stack.plan.tls.mode === "acme" ? stack.plan.tls.directoryUrl : null, certificateName: stack.acme.certName, commands: stack.acmeCommands }
     : null;

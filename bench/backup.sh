@@ -6,7 +6,7 @@ set -euo pipefail
 scale=${1:-70}
 rounds=${2:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-script="$root/components/backup/vps-stack-backup.sh"
+script="$root/render/scripts/vps-stack-backup.sh"
 bin=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 [ -x "$bin/initdb" ] || { echo "PostgreSQL is not installed (bash .ci/install-tools.sh)" >&2; exit 1; }
 export PATH="$bin:$PATH"

@@ -8,99 +8,22 @@
 // proxy answers on port 80, installs the result and reloads the proxy; a failure fails `pulumi up` with
 // certbot's message. Renewals happen in the container (`certbot renew` every renewInterval); the proxy
 // picks a changed file up by itself (see certificateWatcher), after `nginx -t`.
-import * as crypto from "crypto";
-import * as fs from "fs";
-import * as path from "path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "../plan/container-defaults";
+import { AcmeTls, hostAcmeDirs } from "../plan/tls";
+import { ACME_CA_BUNDLE_FILE, ACME_CONFIG_DIR, ACME_PLACEHOLDER_FILE, ACME_SCRIPT, ACME_SERVED_FILE, ACME_WEBROOT, acmeEnv, acmeIssueCommand, acmeScript } from "../render/acme";
 import { pullImage } from "./image";
-import { VpsHost } from "./vps-host";
+import { StackScope } from "./scope";
 
 export const ACME_CLIENT_TYPE = "vps-stack:index:AcmeClient";
 
-export const ACME_SCRIPT = "/usr/local/lib/vps-stack/vps-stack-acme.sh";
-export const ACME_PLACEHOLDER_FILE = "/run/vps-stack/placeholder.pem";
-export const ACME_CA_BUNDLE_FILE = "/run/vps-stack/acme-ca.pem";
-/** Inside the ACME container (and the proxy container, which mounts the same volume read-only). */
-export const ACME_CONFIG_DIR = "/etc/letsencrypt";
-export const ACME_WEBROOT = "/var/www/acme";
-export const ACME_SERVED_FILE = `${ACME_CONFIG_DIR}/vps-stack/tls.pem`;
-
-/** The script, read from the repository: it is uploaded into the container. */
-export const acmeScript = (): string => fs.readFileSync(path.join(__dirname, "acme", "vps-stack-acme.sh"), "utf8");
-
-/**
- * certbot's name for the stack's certificate: one per directory and set of names, so that switching
- * from staging to production, or adding a host, asks for a new certificate instead of renewing the old.
- */
-export function acmeCertName(server: string, domains: string[]): string {
-    const h = crypto.createHash("sha256").update(`${server}\n${[...domains].sort().join(" ")}`).digest("hex");
-    return `vps-stack-${h.slice(0, 10)}`;
-}
-
-/** Host directories of a stack's ACME state when the proxy is the host's own nginx. */
-export function hostAcmeDirs(stack: string) {
-    const base = `/var/lib/vps-stack/${stack}`;
-    return { config: `${base}/letsencrypt`, webroot: `${base}/acme-webroot`, served: `${base}/letsencrypt/vps-stack/tls.pem` };
-}
-
-/**
- * A shell loop for the proxy container, started beside nginx: every `interval` seconds it compares the
- * served certificate with the one nginx loaded and reloads nginx, after `nginx -t`, when it changed.
- * (The ACME container cannot signal nginx without the Docker socket, which it must not have.)
- */
-export function certificateWatcher(file: string, opts: { nginx?: string; interval?: number } = {}): string {
-    const nginx = opts.nginx ?? "nginx";
-    const interval = opts.interval ?? 60;
-    return [
-        `f='${file}'`,
-        'last=$(cksum < "$f" 2>/dev/null || true)',
-        `while sleep ${interval}; do`,
-        '  now=$(cksum < "$f" 2>/dev/null) || continue',
-        '  [ "$now" = "$last" ] && continue',
-        `  if ${nginx} -t -q 2>/dev/null; then ${nginx} -s reload && last=$now && echo "vps-stack: certificate changed, nginx reloaded" >&2;`,
-        `  else echo "vps-stack: certificate changed but nginx -t fails; not reloading" >&2; fi`,
-        "done",
-    ].join("\n");
-}
-
-/** Commands an operator runs from a workstation to inspect, test and force renewals (`certbot certificates`, `renew --dry-run`…). */
-export function acmeCommands(containerName: string, ssh?: { address: string; port: number; user: string }) {
-    const on = (cmd: string) => (ssh ? `ssh -p ${ssh.port} ${ssh.user}@${ssh.address} ${cmd}` : cmd);
-    const exec = (args: string) => on(`docker exec ${containerName} sh ${ACME_SCRIPT} ${args}`);
-    return {
-        status: exec("status"),
-        issue: exec("issue"),
-        renewDryRun: exec("renew --dry-run --no-random-sleep-on-renew"),
-        forceRenew: exec("renew --force-renewal --no-random-sleep-on-renew"),
-        logs: on(`docker logs --tail 100 ${containerName}`),
-    };
-}
-
-export interface AcmeClientArgs {
-    host: VpsHost;
-    prefix: string;
-    stack: string;
-    image: string;
-    /** Every host name the certificate covers (the first is its subject). */
-    domains: string[];
-    email: string;
-    /** ACME directory URL. */
-    server: string;
-    /** PEM CA of a private ACME server's HTTPS certificate. */
-    caCertificate?: string;
-    /** Seconds between `certbot renew` runs. */
-    renewIntervalSeconds: number;
-    memory: string;
+export interface AcmeClientArgs extends StackScope {
+    /** The stack's TLS plan: names, CA, schedule, storage. */
+    tls: AcmeTls;
     /** Network with a route out (the edge network). */
     network: pulumi.Input<string>;
-    /**
-     * Where certbot's state and the challenge answers live: Docker volumes shared with the proxy
-     * container, or host directories read by the host's nginx.
-     */
-    storage: "volumes" | "host";
 }
 
 export class AcmeClient extends pulumi.ComponentResource {
@@ -113,15 +36,16 @@ export class AcmeClient extends pulumi.ComponentResource {
     /** The served chain+key and the challenge directory as the proxy sees them. */
     readonly servedFile: string;
     readonly webroot: string;
-    private readonly args: AcmeClientArgs;
+    private readonly host: StackScope["host"];
 
     constructor(name: string, args: AcmeClientArgs, opts?: pulumi.ComponentResourceOptions) {
         super(ACME_CLIENT_TYPE, name, {}, opts);
-        this.args = args;
+        this.host = args.host;
         const child = { parent: this };
         const provider = args.host.provider;
+        const plan = args.tls;
         this.containerName = `${args.prefix}-acme`;
-        this.certName = acmeCertName(args.server, args.domains);
+        this.certName = plan.certName;
 
         // The bootstrap certificate: never trusted by anyone, only there so nginx can start.
         const key = new tls.PrivateKey(`${name}-placeholder-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
@@ -129,8 +53,8 @@ export class AcmeClient extends pulumi.ComponentResource {
             `${name}-placeholder`,
             {
                 privateKeyPem: key.privateKeyPem,
-                subject: { commonName: args.domains[0], organization: "vps-stack placeholder (not issued yet)" },
-                dnsNames: args.domains,
+                subject: { commonName: plan.domains[0], organization: "vps-stack placeholder (not issued yet)" },
+                dnsNames: plan.domains,
                 validityPeriodHours: 90 * 24,
                 allowedUses: ["digital_signature", "server_auth"],
             },
@@ -140,7 +64,7 @@ export class AcmeClient extends pulumi.ComponentResource {
         const placeholder = pulumi.secret(pulumi.all([cert.certPem, key.privateKeyPem]).apply(([c, k]) => `${c.trim()}\n${k.trim()}\n`));
 
         let mounts: docker.types.input.ContainerVolume[];
-        if (args.storage === "volumes") {
+        if (plan.storage === "volumes") {
             // certbot's account key and certificates: losing them means asking the CA again (rate limits).
             const labels = [{ label: "vps-stack.stack", value: args.stack }];
             this.configVolume = new docker.Volume(`${name}-letsencrypt`, { name: `${args.prefix}-letsencrypt`, labels }, { parent: this, provider, retainOnDelete: args.stack === "prod" });
@@ -161,28 +85,21 @@ export class AcmeClient extends pulumi.ComponentResource {
             this.webroot = dirs.webroot;
         }
 
-        const image = pullImage(`${name}-image`, { ref: args.image, trackTag: false }, { parent: this, provider });
+        const image = pullImage(`${name}-image`, { ref: plan.image, trackTag: false }, { parent: this, provider });
         this.container = new docker.Container(
             name,
             {
                 name: this.containerName,
                 image: image.imageId,
-                ...baseContainerArgs(args.stack, "acme", { memory: args.memory, cpus: 0.5 }),
+                ...baseContainerArgs(args.stack, "acme", { memory: plan.memory, cpus: 0.5 }),
                 // The certbot image's entrypoint is certbot itself.
                 entrypoints: ["sh", ACME_SCRIPT],
                 command: ["daemon"],
-                envs: [
-                    `ACME_DOMAINS=${args.domains.join(" ")}`,
-                    `ACME_EMAIL=${args.email}`,
-                    `ACME_SERVER=${args.server}`,
-                    `ACME_CERT_NAME=${this.certName}`,
-                    `ACME_RENEW_INTERVAL=${args.renewIntervalSeconds}`,
-                    ...(args.caCertificate ? [`REQUESTS_CA_BUNDLE=${ACME_CA_BUNDLE_FILE}`] : []),
-                ],
+                envs: acmeEnv({ ...plan, server: plan.directoryUrl, certName: this.certName }),
                 uploads: [
                     { file: ACME_SCRIPT, content: acmeScript(), permissions: "0555" },
                     { file: ACME_PLACEHOLDER_FILE, content: placeholder, permissions: "0400" },
-                    ...(args.caCertificate ? [{ file: ACME_CA_BUNDLE_FILE, content: args.caCertificate, permissions: "0444" }] : []),
+                    ...(plan.caCertificate ? [{ file: ACME_CA_BUNDLE_FILE, content: plan.caCertificate, permissions: "0444" }] : []),
                 ],
                 volumes: mounts,
                 networksAdvanced: [{ name: args.network }],
@@ -208,10 +125,10 @@ export class AcmeClient extends pulumi.ComponentResource {
      * ACME container is replaced; certbot keeps a certificate that is still valid.
      */
     issueThenReload(name: string, reload: string, dependsOn: pulumi.Resource[]): pulumi.Resource {
-        return this.args.host.run(
+        return this.host.run(
             name,
             {
-                create: `docker exec ${this.containerName} sh ${ACME_SCRIPT} issue && ${reload}`,
+                create: acmeIssueCommand(this.containerName, reload),
                 triggers: [this.container.id, this.certName],
             },
             { dependsOn: [this.container, ...dependsOn] },

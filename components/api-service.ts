@@ -2,29 +2,23 @@
 // uses PostgreSQL or Redis), never published. Secrets reach it as files by default.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, ONE_SHOT_LABEL } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, ONE_SHOT_LABEL } from "../plan/container-defaults";
 import { pullImage } from "./image";
-import { drainScript, gateScript, releaseNames } from "./release";
-import { renderStaticSiteConf } from "./render/static-site";
-import { dockerEnv, execHealthTest, httpHealthTest } from "./sinks/docker";
-import { VpsHost } from "./vps-host";
+import { AppRelease, releaseNames } from "../plan/release";
+import { healthTest, SECRETS_DIR, secretFile, secretFileEnv, STATIC_SITE_CONF } from "../render/app";
+import { drainScript, gateScript } from "../render/release";
+import { renderStaticSiteConf } from "../render/static-site";
+import { dockerEnv } from "../sinks/docker";
+import { AppConfig } from "../config";
+import { StackScope } from "./scope";
 
 export const API_SERVICE_TYPE = "vps-stack:index:ApiService";
 
-export const SECRETS_DIR = "/run/secrets";
-export const STATIC_SITE_CONF = "/etc/nginx/conf.d/default.conf";
-
-export interface ApiServiceArgs {
-    host: VpsHost;
-    prefix: string;
-    stack: string;
-    /** App name; also its network alias on the edge network, which the proxy's upstream uses. */
-    name: string;
-    /**
-     * "container": the image runs the app. "static": the image is Nginx serving a built front end.
-     * @default "container"
-     */
-    kind: "container" | "static";
+/**
+ * The app's own settings are its config entry (apps[]) with the schema's defaults; the rest is what the
+ * stack wires in. `name` is also the app's alias on the edge network, which the proxy's upstream uses.
+ */
+export interface ApiServiceArgs extends StackScope, Omit<AppConfig, "secrets" | "static"> {
     /** For a static site: where the files live in the container, and the files to upload (if any). */
     staticSite?: {
         root: string;
@@ -33,56 +27,20 @@ export interface ApiServiceArgs {
         /** What the containers wait for before mounting it (the copy). */
         ready?: pulumi.Resource[];
     };
-    /** Image, pinned by tag or digest. @example "ghcr.io/acme/api:1.4.2" */
-    image: string;
-    /** @default true */
-    trackTag: boolean;
-    /** @default 8000 */
-    port: number;
-    /** nginx.mode "host": replica i is published on 127.0.0.1:hostPort+i. Otherwise never published. */
-    hostPort?: number;
-    /** @default "/health" */
-    healthPath: string;
-    /** Healthcheck command (CMD form) when the image has neither curl nor wget. */
-    healthCommand?: string[];
-    command?: string[];
-    /** A migration to run to completion before the replicas are replaced. */
-    migrate?: { command: string[] };
-    /** @default 1 */
-    replicas: number;
-    /** @default "1g" */
-    memory: string;
-    /** @default 1 */
-    cpus: number;
-    user?: string;
-    /** @default false */
-    readOnly: boolean;
-    /** @default [] */
-    capAdd: string[];
-    env: Record<string, string>;
     /** Secret variables by name: DATABASE_URL, REDIS_URL, generated and required ones. */
     secrets: Record<string, pulumi.Input<string>>;
-    /** @default "file" */
-    secretDelivery: "file" | "env";
     edgeNetwork: pulumi.Input<string>;
     /** Set when the app uses PostgreSQL or Redis. */
     dataNetwork?: pulumi.Input<string>;
     /**
-     * Release mode (the proxy container): the app's containers belong to this release (see release.ts)
-     * and start beside the previous release's, are gated, and the previous ones drain. Without it (the
-     * host's nginx, whose site names fixed 127.0.0.1 ports), containers have fixed names and are replaced
-     * delete-first.
+     * Release mode (the proxy container): the app's containers belong to this release (see
+     * render/release.ts) and start beside the previous release's, are gated, and the previous ones drain.
+     * Without it (the host's nginx, whose site names fixed 127.0.0.1 ports), containers have fixed names
+     * and are replaced delete-first.
      */
-    release?: {
-        id: string;
-        /** Seconds for every replica to become healthy before the release is refused. */
-        healthTimeoutSeconds: number;
-        /** The proxy: its container (drained before the old release stops) and image (the HTTP check). */
-        proxy: { container: string; image: pulumi.Input<string> };
-        drainTimeoutSeconds: number;
-        /** Seconds between SIGTERM and SIGKILL when a drained release stops. */
-        stopTimeoutSeconds: number;
-        keepImages: number;
+    release?: AppRelease & {
+        /** The proxy's image: the gate's HTTP check runs in it, on the proxy's network. */
+        proxy: { image: pulumi.Input<string> };
     };
 }
 
@@ -96,17 +54,11 @@ export function secretDelivery(
         return { envs: names.map((n) => pulumi.secret(pulumi.interpolate`${n}=${secrets[n]}`)), uploads: [] };
     }
     return {
-        envs: names.map((n) => `${n}_FILE=${SECRETS_DIR}/${n}`),
+        envs: names.map(secretFileEnv),
         // 0444 like Docker's own secrets: the image's runtime user is unknown to us and the files must be
         // readable by it; the boundary is the container, and nothing shows in `docker inspect`.
-        uploads: names.map((n) => ({ file: `${SECRETS_DIR}/${n}`, content: pulumi.secret(pulumi.output(secrets[n])), permissions: "0444" })),
+        uploads: names.map((n) => ({ file: secretFile(n), content: pulumi.secret(pulumi.output(secrets[n])), permissions: "0444" })),
     };
-}
-
-/** Exec form: the health URL is an argument, never shell text (see httpHealthTest). */
-export function healthTest(a: { port: number; healthPath: string; healthCommand?: string[] }): string[] {
-    if (a.healthCommand) return execHealthTest(a.healthCommand);
-    return httpHealthTest(`http://127.0.0.1:${a.port}${a.healthPath}`);
 }
 
 export class ApiService extends pulumi.ComponentResource {
@@ -196,7 +148,7 @@ export class ApiService extends pulumi.ComponentResource {
                       new Promise<string>((resolve, reject) =>
                           pulumi.all([migration.exitCode, migration.name, image.imageId]).apply(([code, migrationName, id]) => {
                               if (code !== undefined && code !== null && code !== 0) {
-                                  reject(new Error(`the migration of app "${args.name}" exited with ${code}; the running version was left in place (docker logs ${migrationName})`));
+                                  reject(new pulumi.ResourceError(`the migration of app "${args.name}" exited with ${code}; the running version was left in place (docker logs ${migrationName})`, this));
                               } else resolve(id);
                           }),
                       ),

@@ -2,12 +2,11 @@
 // extensions at first start, tuning on every start, pg_isready healthcheck, limits and log rotation.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { sizeToMiB } from "./config";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "./container-defaults";
+import { sizeToMiB, StackConfig } from "../config";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
 import { pullImage } from "./image";
-import { postgresCommand, postgresUrl, renderPasswordSql, renderPostgresInitSql } from "./render/services";
-import { shellCommand } from "./sinks/shell";
-import { VpsHost } from "./vps-host";
+import { postgresCommand, postgresHealthCommand, postgresUrl, psqlCommand, renderPasswordSql, renderPostgresInitSql } from "../render/services";
+import { StackScope } from "./scope";
 
 export const POSTGRES_SERVICE_TYPE = "vps-stack:index:PostgresService";
 
@@ -17,39 +16,11 @@ export const POSTGRES_PORT = 5432;
 export const POSTGRES_PASSWORD_FILE = "/run/secrets/postgres-password";
 export const POSTGRES_INIT_FILE = "/docker-entrypoint-initdb.d/00-vps-stack-extensions.sql";
 
-export interface PostgresServiceArgs {
-    host: VpsHost;
-    /** `vps-stack-<stack>` */
-    prefix: string;
-    stack: string;
+/** Image, tuning, limits and volume protection are the config's postgres section, with its defaults. */
+export interface PostgresServiceArgs extends StackScope, Omit<StackConfig["postgres"], "passwordLength"> {
     /** Name of the data network. */
     network: pulumi.Input<string>;
     password: pulumi.Input<string>;
-    /**
-     * Image, pinned by tag or digest.
-     * @default "postgres:16-alpine"
-     */
-    image: string;
-    /** @default "app" */
-    database: string;
-    /** @default "app" */
-    user: string;
-    /** @default ["uuid-ossp", "pgcrypto"] */
-    extensions: string[];
-    /** @default 200 */
-    maxConnections: number;
-    /** @default "256MB" */
-    sharedBuffers: string;
-    /** @default "1GB" */
-    effectiveCacheSize: string;
-    /** @default "2g" */
-    memory: string;
-    /** @default 2 */
-    cpus: number;
-    /** @default "256m" */
-    shmSize: string;
-    /** Refuse to delete the data volume (prod). */
-    protectVolume: boolean;
 }
 
 export class PostgresService extends pulumi.ComponentResource {
@@ -101,9 +72,8 @@ export class PostgresService extends pulumi.ComponentResource {
                 networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],
                 shmSize: Math.round(sizeToMiB(args.shmSize)),
                 healthcheck: healthcheck({
-                    // Kept as CMD-SHELL text (changing it would replace the database container); the words go through the
-                    // shell sink, which leaves the validated identifiers as they always were.
-                    tests: ["CMD-SHELL", shellCommand(["pg_isready", "-h", "127.0.0.1", "-p", String(POSTGRES_PORT), "-U", args.user, "-d", args.database])],
+                    // Kept as CMD-SHELL text: changing it would replace the database container.
+                    tests: ["CMD-SHELL", postgresHealthCommand(POSTGRES_PORT, args.user, args.database)],
                     interval: "10s",
                     timeout: "5s",
                     retries: 5,
@@ -123,7 +93,7 @@ export class PostgresService extends pulumi.ComponentResource {
         args.host.run(
             `${name}-password`,
             {
-                create: shellCommand(["docker", "exec", "-i", this.containerName, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", args.user, "-d", args.database]),
+                create: psqlCommand(this.containerName, args.user, args.database),
                 stdin: pulumi.secret(this.password.apply((p) => renderPasswordSql(args.user, p))),
                 triggers: [this.container.id],
             },

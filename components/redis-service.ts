@@ -2,10 +2,11 @@
 // file, never on the command line; the healthcheck reads the password into REDISCLI_AUTH, not argv.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "./container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
 import { pullImage } from "./image";
-import { redisUrl, renderRedisConf } from "./render/services";
-import { VpsHost } from "./vps-host";
+import { StackConfig } from "../config";
+import { redisHealthCommand, redisUrl, renderRedisConf } from "../render/services";
+import { StackScope } from "./scope";
 
 export const REDIS_SERVICE_TYPE = "vps-stack:index:RedisService";
 
@@ -13,31 +14,11 @@ export const REDIS_ALIAS = "redis";
 export const REDIS_PORT = 6379;
 export const REDIS_CONF_FILE = "/usr/local/etc/redis/redis.conf";
 
-/** The healthcheck: the password goes from the config file into REDISCLI_AUTH, never into argv. */
-export function redisHealthCommand(confFile: string, port: number): string {
-    return `REDISCLI_AUTH="$(sed -n 's/^requirepass //p' ${confFile})" redis-cli -p ${port} ping | grep -q PONG`;
-}
-
-export interface RedisServiceArgs {
-    host: VpsHost;
-    prefix: string;
-    stack: string;
+/** Image, limits and persistence are the config's redis section, with its defaults. */
+export interface RedisServiceArgs extends StackScope, Omit<StackConfig["redis"], "passwordLength"> {
+    /** Name of the data network. */
     network: pulumi.Input<string>;
     password: pulumi.Input<string>;
-    /** @default "redis:7-alpine" */
-    image: string;
-    /** @default "256mb" */
-    maxmemory: string;
-    /** @default "allkeys-lru" */
-    maxmemoryPolicy: string;
-    /** @default true */
-    appendonly: boolean;
-    /** @default "everysec" */
-    appendfsync: string;
-    /** @default "512m" */
-    memory: string;
-    /** @default 1 */
-    cpus: number;
 }
 
 export class RedisService extends pulumi.ComponentResource {

@@ -2,19 +2,12 @@
 // from @pulumi/tls. The server certificate is renewed by `pulumi up` once inside its early-renewal window.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { CaTls } from "../plan/tls";
 
 export const STACK_CERTIFICATES_TYPE = "vps-stack:index:StackCertificates";
 
-export interface StackCertificatesArgs {
-    /** DNS names the server certificate covers. */
-    dnsNames: string[];
-    /** IP addresses it covers (127.0.0.1 on dev). */
-    ipAddresses?: string[];
-    organization: string;
-    /** @default 365 */
-    validityDays: number;
-    /** @default 3650 */
-    caValidityDays: number;
+/** The names, organization and validities the plan chose (tls.mode "ca"). */
+export interface StackCertificatesArgs extends Omit<CaTls, "mode"> {
     stack: string;
 }
 
@@ -47,7 +40,7 @@ export class StackCertificates extends pulumi.ComponentResource {
                 privateKeyPem: key.privateKeyPem,
                 subject: { commonName: args.dnsNames[0], organization: args.organization },
                 dnsNames: args.dnsNames,
-                ipAddresses: args.ipAddresses ?? [],
+                ipAddresses: args.ipAddresses,
             },
             child,
         );

@@ -2,17 +2,12 @@
 // nothing on it can reach or be reached from outside the host).
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { labels } from "./container-defaults";
-import { VpsHost } from "./vps-host";
+import { labels } from "../plan/container-defaults";
+import { StackScope } from "./scope";
 
 export const STACK_NETWORKS_TYPE = "vps-stack:index:StackNetworks";
 
-export interface StackNetworksArgs {
-    host: VpsHost;
-    /** Name prefix, `vps-stack-<stack>`. */
-    prefix: string;
-    stack: string;
-}
+export type StackNetworksArgs = StackScope;
 
 export class StackNetworks extends pulumi.ComponentResource {
     readonly edge: docker.Network;

@@ -6,9 +6,9 @@ import * as path from "path";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { expandHome } from "./paths";
-import { shellWord } from "./sinks/shell";
-import { knownHostsLine, sshOptions } from "./render/services";
+import { expandHome } from "../config/paths";
+import { dirExistsCommand, ensureDataDirCommand, removeDirCommand } from "../render/host";
+import { knownHostsLine, sshOptions } from "../render/services";
 
 export const VPS_HOST_TYPE = "vps-stack:index:VpsHost";
 
@@ -22,7 +22,7 @@ export interface VpsHostArgs {
         hostKey: string;
         /** Private key file; when unset the SSH agent is used. */
         privateKeyPath?: string;
-        /** @default "10m" */
+        /** How long the shared master connection outlives its last use (host.controlPersist). */
         controlPersist: string;
     };
     /** Credentials for private registries, passed to the Docker provider. */
@@ -107,7 +107,7 @@ export class VpsHost extends pulumi.ComponentResource {
      */
     dataDir(stack: string): pulumi.Output<string> {
         this.dataDirCommand ??= this.run(`${this.hostName}-data-dir`, {
-            create: `d="$HOME/.local/share/vps-stack/${stack}" && mkdir -p "$d" && cd "$d" && pwd -P`,
+            create: ensureDataDirCommand(stack),
         });
         return this.dataDirCommand.stdout.apply((out) => out.trim());
     }
@@ -131,8 +131,8 @@ export class VpsHost extends pulumi.ComponentResource {
         const cleanup = this.run(
             `${this.hostName}-copy-${name}-dir`,
             {
-                create: mounted.apply((m) => `test -d ${shellWord(m)}`),
-                delete: remoteDir.apply((d) => `rm -rf ${shellWord(d)}`),
+                create: mounted.apply(dirExistsCommand),
+                delete: remoteDir.apply(removeDirCommand),
             },
             { dependsOn: [copy] },
         );

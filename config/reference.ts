@@ -2,7 +2,7 @@
 // description. It generates Pulumi.yaml's `config:` block and the table in docs/configuration.md, and the
 // tests check both are up to date, so the documentation cannot drift from the validation.
 import { z } from "zod";
-import { configSchema } from "./config";
+import { configSchema } from "./schema";
 
 export interface ReferenceRow {
     /** `pulumi config set --path` syntax; array items as `apps[].name`. */

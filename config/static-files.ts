@@ -53,6 +53,11 @@ export function readSite(site: { dir?: string; archive?: string }, base = proces
     return [];
 }
 
+/** The sites of a stack's static apps that upload one (static.dir or static.archive), by app name. */
+export function readAppSites(apps: { name: string; kind: string; static?: { dir?: string; archive?: string } }[]): Record<string, SiteFile[]> {
+    return Object.fromEntries(apps.flatMap((a) => (a.kind === "static" && a.static && (a.static.dir || a.static.archive) ? [[a.name, readSite(a.static)]] : [])));
+}
+
 export function readSiteFiles(dir: string): SiteFile[] {
     const out: SiteFile[] = [];
     let total = 0;

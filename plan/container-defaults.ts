@@ -1,7 +1,7 @@
 // Settings every container of a stack shares (log rotation, restart policy, hardening), so the
 // program-wide policy tests have one place to agree with.
-import * as docker from "@pulumi/docker";
-import { sizeToMiB } from "./config";
+import type * as docker from "@pulumi/docker";
+import { sizeToMiB } from "../config";
 
 export const RESTART_POLICY = "unless-stopped";
 export const LOG_DRIVER = "json-file";

@@ -1,70 +1,12 @@
 // Renders the proxy's nginx.conf from plain values. Pure and synchronous: tested with snapshots, targeted
 // assertions and a real `nginx -t`; no Pulumi types here. Every value from config reaches the text through
 // the nginx sink (nginxToken / nginxString), never by plain interpolation.
+import { hostRoutes } from "../plan/routes";
+import { NginxApp, NginxSite, RateLimit, Timeouts } from "../plan/proxy";
 import { nginxString, nginxToken } from "../sinks/nginx";
 
-export interface NginxApp {
-    /** App name; the upstream is called `app_<name>`. */
-    name: string;
-    /** `host:port` of every replica, resolved by Docker's DNS on the edge network. */
-    servers: string[];
-    hosts: string[];
-    /** Path prefixes, "/" or "/api" style. */
-    paths: string[];
-    /** Where the app answers its health check, e.g. /health or /api/health. */
-    healthPath: string;
-    /** Overrides of the site-wide settings for this app's locations. */
-    clientMaxBodySize?: string;
-    rateLimit?: Partial<RateLimit>;
-    timeouts?: Partial<Timeouts>;
-    /** Response headers added to, or replacing by name, the security headers; "" removes one. */
-    headers?: Record<string, string>;
-}
+export type { NginxApp, NginxSite, RateLimit, Timeouts } from "../plan/proxy";
 
-export interface RateLimit {
-    enabled: boolean;
-    rate: string;
-    burst: number;
-}
-
-export interface Timeouts {
-    connect: string;
-    send: string;
-    read: string;
-}
-
-export interface NginxSite {
-    apps: NginxApp[];
-    /** Public HTTPS port, used in the HTTP→HTTPS redirect when it is not 443. */
-    httpsPort: number;
-    clientMaxBodySize: string;
-    rateLimit: RateLimit;
-    timeouts: Timeouts;
-    hsts: { maxAge: number; includeSubDomains: boolean; preload: boolean };
-    /** Idle keepalive connections per upstream (0 disables). */
-    keepalive: number;
-    certificatePath: string;
-    keyPath: string;
-    /** Where nginx writes its pid and logs; the defaults are the official image's. */
-    runtime?: { pid?: string; errorLog?: string; accessLog?: string; mimeTypes?: string };
-    /** Ports nginx listens on; the container's are 80/443 (tests use free high ports). */
-    listen?: { http: number; https: number };
-    /**
-     * Prefix of the names that live in nginx's global scope (upstreams, rate-limit zones, the upgrade
-     * variable), so that several stacks can share the host's nginx. Empty in a stack's own container.
-     */
-    namespace?: string;
-    /**
-     * tls.mode "acme": the directory the ACME client writes HTTP-01 answers into; port 80 serves
-     * /.well-known/acme-challenge/ from it for every host name instead of redirecting.
-     */
-    acmeWebroot?: string;
-    /**
-     * Seconds that workers of the previous configuration may keep serving the requests they hold after a
-     * reload (worker_shutdown_timeout): the drain of a release. Unset: until those requests end.
-     */
-    drainTimeoutSeconds?: number;
-}
 
 /** The HTTP-01 location: exact files only (no listing, no fallback), never redirected to HTTPS. */
 function acmeChallengeLocation(site: NginxSite): string[] {
@@ -82,31 +24,6 @@ function acmeChallengeLocation(site: NginxSite): string[] {
 
 /** Path of the proxy's own liveness endpoint, served on port 80 to 127.0.0.1 only. */
 export const NGINX_HEALTH_PATH = "/__vps-stack/nginx-health";
-
-/** One `server` block per host name: which app serves each path, and which one answers /health. */
-export interface HostRoutes {
-    host: string;
-    /** Longest prefix first, so nginx's choice and ours agree when reading the file. */
-    locations: { path: string; app: string }[];
-    /** The app whose health endpoint is published at /health on this host. */
-    healthApp: NginxApp;
-}
-
-export function hostRoutes(apps: NginxApp[]): HostRoutes[] {
-    const hosts = [...new Set(apps.flatMap((a) => a.hosts))];
-    return hosts.map((host) => {
-        const onHost = apps.filter((a) => a.hosts.includes(host));
-        const locations = onHost
-            .flatMap((a) => a.paths.map((path) => ({ path: normalizePrefix(path), app: a.name })))
-            .sort((x, y) => y.path.length - x.path.length || x.path.localeCompare(y.path));
-        const healthApp = onHost.find((a) => a.paths.some((p) => normalizePrefix(p) === "/")) ?? onHost[0];
-        return { host, locations, healthApp };
-    });
-}
-
-function normalizePrefix(path: string): string {
-    return path === "/" ? "/" : path.replace(/\/+$/, "");
-}
 
 function indent(lines: string[], depth: number): string[] {
     const pad = "    ".repeat(depth);

@@ -1,6 +1,7 @@
 // Pure renderers for the data services and the SSH transport: redis.conf, PostgreSQL init SQL and server
 // arguments, connection strings, known_hosts and ssh options. No Pulumi types. SQL text takes names and
 // values only through the SQL sink.
+import { shellCommand } from "../sinks/shell";
 import { sqlIdentifier, sqlLiteral } from "../sinks/sql";
 
 export interface RedisSettings {
@@ -37,6 +38,11 @@ export function renderRedisConf(s: RedisSettings): string {
     ].join("\n");
 }
 
+/** The healthcheck: the password goes from the config file into REDISCLI_AUTH, never into argv. */
+export function redisHealthCommand(confFile: string, port: number): string {
+    return `REDISCLI_AUTH="$(sed -n 's/^requirepass //p' ${confFile})" redis-cli -p ${port} ping | grep -q PONG`;
+}
+
 /** SQL run once, at the first start of an empty data directory. */
 export function renderPostgresInitSql(extensions: string[]): string {
     return [
@@ -50,6 +56,11 @@ export interface PostgresTuning {
     maxConnections: number;
     sharedBuffers: string;
     effectiveCacheSize: string;
+}
+
+/** pg_isready as CMD-SHELL text; the words go through the shell sink, which leaves validated identifiers as they are. */
+export function postgresHealthCommand(port: number, user: string, database: string): string {
+    return shellCommand(["pg_isready", "-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", database]);
 }
 
 /** Server arguments; passed on every start, so a change takes effect on the next `pulumi up`. */
@@ -69,6 +80,11 @@ export function postgresUrl(p: { user: string; password: string; host: string; p
 
 export function redisUrl(p: { password: string; host: string; port: number }): string {
     return `redis://default:${encodeURIComponent(p.password)}@${p.host}:${p.port}/0`;
+}
+
+/** psql in the database's container, reading SQL from stdin (never from argv). */
+export function psqlCommand(container: string, user: string, database: string): string {
+    return shellCommand(["docker", "exec", "-i", container, "psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", user, "-d", database]);
 }
 
 /** SQL that sets the role's password; sent on stdin so it never appears in argv. */

@@ -3,13 +3,13 @@
 import { spawnSync } from "child_process";
 import * as fc from "fast-check";
 import * as path from "path";
-import { BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupCommands, backupScript, pgpassLine } from "../components/backup-job";
-import { loadConfig } from "../components/config";
-import { cronForScheduler } from "../components/sinks/cron";
+import { BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupCommands, backupScript, pgpassLine } from "../render/backup";
+import { loadConfig } from "../config";
+import { cronForScheduler } from "../sinks/cron";
 import { VpsStack } from "../components/vps-stack";
 import { CONTAINER, isWrappedSecret, ofType, resetRecorded, settled, setupMocks, tempStateDir } from "./mocks";
 
-const SCRIPT = path.join(__dirname, "..", "components", "backup", "vps-stack-backup.sh");
+const SCRIPT = path.join(__dirname, "..", "render", "scripts", "vps-stack-backup.sh");
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
 
 function script(args: string[], env: Record<string, string> = {}, input = "") {

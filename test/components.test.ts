@@ -2,15 +2,19 @@
 // healthchecks, uploads and their modes, limits, log options, ports, replacement behaviour).
 import * as fc from "fast-check";
 import * as pulumi from "@pulumi/pulumi";
-import { loadConfig, StackConfig } from "../components/config";
-import { LOG_OPTS } from "../components/container-defaults";
+import { loadConfig, StackConfig } from "../config";
+import { LOG_OPTS } from "../plan/container-defaults";
 import { POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE } from "../components/postgres-service";
 import { REDIS_CONF_FILE } from "../components/redis-service";
 import * as crypto from "crypto";
-import { NGINX_CONF_FILE, PROXY_CONFIG_DIR, proxyScript, upstreamWatcher } from "../components/nginx-proxy";
-import { ACME_SCRIPT, ACME_SERVED_FILE, acmeCertName } from "../components/acme-client";
-import { drainScript, gateScript } from "../components/release";
-import { appRelease, appUrls, durationSeconds, VpsStack } from "../components/vps-stack";
+import { NGINX_CONF_FILE, PROXY_CONFIG_DIR, proxyScript, upstreamWatcher } from "../render/proxy";
+import { ACME_SCRIPT, ACME_SERVED_FILE } from "../render/acme";
+import { acmeCertName } from "../plan/tls";
+import { drainScript, gateScript } from "../render/release";
+import { appRelease } from "../plan/release";
+import { appUrls } from "../plan/routes";
+import { durationSeconds } from "../config";
+import { VpsStack } from "../components/vps-stack";
 import {
     byName,
     CONTAINER,

@@ -3,8 +3,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import YAML from "yaml";
-import { configSchema, loadConfig } from "../components/config";
-import { configReference, projectConfigBlock, UNTYPED_PROJECT_KEYS } from "../components/config-reference";
+import { configSchema, loadConfig } from "../config";
+import { configReference, projectConfigBlock, UNTYPED_PROJECT_KEYS } from "../config/reference";
 import { REFERENCE_FILE, renderedProjectFile, renderedReference } from "../scripts/config-reference";
 import { ROOT } from "./mocks";
 

@@ -1,4 +1,4 @@
-// A fake `docker` (and `curl`/`wget`) for running the release scripts (components/release.ts) without a
+// A fake `docker` (and `curl`/`wget`) for running the release scripts (render/release.ts) without a
 // Docker daemon: put `bin` first on PATH. It records every call's argv exactly (one file per call, NUL
 // separated, so any value reads back unchanged) and answers from files the test writes:
 //   state/<container>   `docker inspect` states, one per line; each call takes the next, the last repeats

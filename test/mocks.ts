@@ -7,7 +7,7 @@ import * as path from "path";
 import * as vm from "vm";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
-import { RawConfigMap } from "../components/config";
+import { RawConfigMap } from "../config";
 
 export interface Recorded {
     type: string;

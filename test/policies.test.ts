@@ -1,7 +1,7 @@
 // Program-wide policies: run the whole program (index.ts) under mocks for every committed stack and
 // assert invariants over every resource it creates and every output it exports.
 import * as pulumi from "@pulumi/pulumi";
-import { RawConfigMap } from "../components/config";
+import { RawConfigMap } from "../config";
 import {
     CONTAINER,
     DOCKER_PROVIDER,

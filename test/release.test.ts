@@ -1,4 +1,4 @@
-// Releases (components/release.ts and appRelease): the id is a pure function of what the containers are
+// Releases (plan/release.ts and render/release.ts): the id is a pure function of what the containers are
 // made of; the gate and drain scripts carry every value through the shell sink (property-tested with a
 // fake docker that records argv). Behaviour under scripted container states: test/integration/release.test.ts.
 import { spawnSync } from "child_process";
@@ -6,10 +6,11 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as fc from "fast-check";
-import { loadConfig, StackConfig } from "../components/config";
-import { drainScript, fingerprint, gateScript, GateArgs, releaseCommands, releaseId, releaseLogPath, releaseNames } from "../components/release";
-import { SiteFile } from "../components/static-files";
-import { appRelease } from "../components/vps-stack";
+import { loadConfig, StackConfig } from "../config";
+import { drainScript, gateScript, GateArgs, releaseCommands, releaseLogPath } from "../render/release";
+import { fingerprint, releaseId, releaseNames } from "../plan/release";
+import { SiteFile } from "../config/static-files";
+import { appRelease } from "../plan/release";
 import { fakeDocker } from "./fake-docker";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";

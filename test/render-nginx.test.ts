@@ -1,8 +1,9 @@
 // nginx.conf renderer: snapshots of the committed stacks' shapes plus targeted assertions for each option
 // that changes the output. The same text is checked by a real `nginx -t` in test/integration.
 import * as fc from "fast-check";
-import { hostRoutes, NGINX_HEALTH_PATH, NginxSite, renderNginxConf, renderNginxSiteFile } from "../components/render/nginx";
-import { HASHED_ASSET_RE, renderStaticSiteConf } from "../components/render/static-site";
+import { hostRoutes } from "../plan/routes";
+import { NGINX_HEALTH_PATH, NginxSite, renderNginxConf, renderNginxSiteFile } from "../render/nginx";
+import { HASHED_ASSET_RE, renderStaticSiteConf } from "../render/static-site";
 
 function site(overrides: Partial<NginxSite> = {}): NginxSite {
     return {

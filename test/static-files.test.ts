@@ -6,7 +6,7 @@ import * as path from "path";
 import * as fc from "fast-check";
 import * as tar from "tar";
 import * as zlib from "zlib";
-import { materializeSite, MAX_SITE_BYTES, readSite, readSiteArchive, readSiteFiles, siteFingerprint } from "../components/static-files";
+import { materializeSite, MAX_SITE_BYTES, readSite, readSiteArchive, readSiteFiles, siteFingerprint } from "../config/static-files";
 
 const FIXTURES = path.join(__dirname, "fixtures", "site-archives");
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name));

@@ -9,11 +9,12 @@ import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import * as tls from "tls";
-import { acmeCertName, certificateWatcher } from "../../components/acme-client";
-import { NginxSite, renderNginxConf } from "../../components/render/nginx";
+import { acmeCertName } from "../../plan/tls";
+import { certificateWatcher } from "../../render/acme";
+import { NginxSite, renderNginxConf } from "../../render/nginx";
 import { childrenOf, freePort, makeCa, sh, shAsync, tempDir, tool } from "./tools";
 
-const SCRIPT = path.join(__dirname, "..", "..", "components", "acme", "vps-stack-acme.sh");
+const SCRIPT = path.join(__dirname, "..", "..", "render", "scripts", "vps-stack-acme.sh");
 const dir = tempDir("acme");
 // nginx's workers (not root) read the challenge answers under it, as they do under /var/www/acme.
 fs.chmodSync(dir, 0o755);

@@ -7,7 +7,7 @@ import * as path from "path";
 import { PgServer, startPostgres } from "./postgres";
 import { eventually, tempDir, tool } from "./tools";
 
-const SCRIPT = path.join(__dirname, "..", "..", "components", "backup", "vps-stack-backup.sh");
+const SCRIPT = path.join(__dirname, "..", "..", "render", "scripts", "vps-stack-backup.sh");
 const PASSWORD = "Aa1bcdefghijklmnopqrstuvwxyz0123";
 
 let pg: PgServer;

@@ -5,8 +5,8 @@ import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
-import { hostSiteScript, HOST_SITE_SCRIPT } from "../../components/host-nginx-site";
-import { renderNginxSiteFile } from "../../components/render/nginx";
+import { hostSiteScript, HOST_SITE_SCRIPT } from "../../render/host-nginx";
+import { renderNginxSiteFile } from "../../render/nginx";
 import { eventually, freePort, makeCa, shAsync, tempDir, tool } from "./tools";
 
 const dir = tempDir("host-nginx");

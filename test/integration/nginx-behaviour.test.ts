@@ -7,9 +7,9 @@ import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import * as zlib from "zlib";
-import { NginxSite, renderNginxConf } from "../../components/render/nginx";
-import { renderStaticSiteConf } from "../../components/render/static-site";
-import { readSite } from "../../components/static-files";
+import { NginxSite, renderNginxConf } from "../../render/nginx";
+import { renderStaticSiteConf } from "../../render/static-site";
+import { readSite } from "../../config/static-files";
 import { freePort, listening, makeCa, sh, shAsync, tempDir, tool } from "./tools";
 
 interface Upstream {

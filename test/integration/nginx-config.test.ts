@@ -3,9 +3,9 @@
 // mount namespace, so the exact upstream names of the config are checked.
 import * as fs from "fs";
 import * as path from "path";
-import { loadConfig } from "../../components/config";
-import { renderNginxConf, renderNginxSiteFile } from "../../components/render/nginx";
-import { nginxSite } from "../../components/vps-stack";
+import { loadConfig } from "../../config";
+import { renderNginxConf, renderNginxSiteFile } from "../../render/nginx";
+import { nginxSite } from "../../plan/proxy";
 import { stackConfig, withRequiredSecrets } from "../mocks";
 import { makeCa, sh, tempDir, tool } from "./tools";
 

@@ -1,4 +1,4 @@
-// The proxy container's config installer (components/proxy/vps-stack-proxy.sh) against a real nginx
+// The proxy container's config installer (render/scripts/vps-stack-proxy.sh) against a real nginx
 // (Debian's), fed exactly as NginxProxy feeds it: the script and one vps_proxy_install call on `sh -s`'s
 // stdin. A wrapper named nginx first on PATH adds a temporary prefix and stderr logging; the script is
 // unchanged. Checked: a valid config becomes `live` and passes nginx -t there; its relative certificate
@@ -7,10 +7,10 @@
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { loadConfig } from "../../components/config";
-import { NGINX_CERT_FILE, NGINX_KEY_FILE, proxyScript } from "../../components/nginx-proxy";
-import { renderNginxConf } from "../../components/render/nginx";
-import { nginxSite } from "../../components/vps-stack";
+import { loadConfig } from "../../config";
+import { NGINX_CERT_FILE, NGINX_KEY_FILE, proxyScript } from "../../render/proxy";
+import { renderNginxConf } from "../../render/nginx";
+import { nginxSite } from "../../plan/proxy";
 import { eventually, freePort, makeCa, shAsync, tempDir, tool, TestCa } from "./tools";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";

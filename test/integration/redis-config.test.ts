@@ -3,8 +3,8 @@
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { renderRedisConf } from "../../components/render/services";
-import { redisHealthCommand } from "../../components/redis-service";
+import { renderRedisConf } from "../../render/services";
+import { redisHealthCommand } from "../../render/services";
 import { freePort, sh, tempDir, tool } from "./tools";
 
 const PASSWORD = "Aa1bcdefghijklmnopqrstuvwxyz0123";

@@ -1,10 +1,10 @@
-// The release scripts' behaviour (components/release.ts), run by sh with a fake docker first on PATH that
+// The release scripts' behaviour (render/release.ts), run by sh with a fake docker first on PATH that
 // answers `inspect` with scripted states and records every call (test/fake-docker.ts): what a healthy,
 // an unhealthy, a missing and a slow release do; how the history and the kept images evolve; how a
 // retired release drains.
 import * as fs from "fs";
 import * as path from "path";
-import { drainScript, gateScript, GateArgs } from "../../components/release";
+import { drainScript, gateScript, GateArgs } from "../../render/release";
 import { FakeDocker, fakeDocker } from "../fake-docker";
 import { shAsync, tempDir } from "./tools";
 

@@ -6,8 +6,8 @@ import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import * as fc from "fast-check";
-import { nginxString, nginxToken, nginxValueProblem } from "../../components/sinks/nginx";
-import { sqlIdentifier, sqlLiteral } from "../../components/sinks/sql";
+import { nginxString, nginxToken, nginxValueProblem } from "../../sinks/nginx";
+import { sqlIdentifier, sqlLiteral } from "../../sinks/sql";
 import { PgServer, startPostgres } from "./postgres";
 import { freePort, listening, sh, tempDir, tool } from "./tools";
 

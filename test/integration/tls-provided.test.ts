@@ -4,8 +4,8 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { loadConfig } from "../../components/config";
-import { validateProvidedCertificate } from "../../components/provided-certificate";
+import { loadConfig } from "../../config";
+import { validateProvidedCertificate } from "../../config/provided-certificate";
 import { VpsStack } from "../../components/vps-stack";
 import { CONTAINER, isWrappedSecret, ofType, REMOTE_COMMAND, resetRecorded, settled, setupMocks, tempStateDir } from "../mocks";
 import { makeCa, tempDir, tool } from "./tools";

@@ -1,11 +1,11 @@
-// The proxy's upstream watcher (components/nginx-proxy.ts), run by sh with fakes first on PATH: `getent`
+// The proxy's upstream watcher (render/proxy.ts), run by sh with fakes first on PATH: `getent`
 // answers with the addresses in a file the test changes, `nginx` records its calls and passes or fails
 // `-t` as told. It must reload once per change, not while nothing changes, and never into a config that
 // nginx -t rejects (it retries instead).
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { upstreamWatcher } from "../../components/nginx-proxy";
+import { upstreamWatcher } from "../../render/proxy";
 import { eventually, tempDir } from "./tools";
 
 let dir: string;
