@@ -3,9 +3,11 @@
 /** @type {import('jest').Config} */
 module.exports = {
     testEnvironment: "node",
+    // Only test/ is crawled: the policy pack the tests import (policy/) has its own node_modules
+    // (npm ci --prefix policy), which jest resolves through but must not collect tests or modules from.
     roots: ["<rootDir>/test"],
     testMatch: ["**/*.test.ts"],
-    testPathIgnorePatterns: ["/integration/"],
+    testPathIgnorePatterns: ["/integration/", "/node_modules/"],
     transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
     setupFiles: ["<rootDir>/test/setup.ts"],
     testTimeout: 30000,

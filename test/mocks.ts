@@ -17,6 +17,10 @@ export interface Recorded {
     /** Inputs as the engine received them: secrets still wrapped in their signature object. */
     raw: any;
     provider?: string;
+    /** The resource's state as the mocks returned it (inputs plus computed values such as a password's result). */
+    outputs: any;
+    /** Resource options the engine would see; the mock API does not pass them, so setupMocks reads them off the request. */
+    opts: { protect: boolean; retainOnDelete: boolean };
 }
 
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -113,13 +117,16 @@ export interface MockOptions {
 }
 
 export function setupMocks(stack: string, project = "vps-stack", options: MockOptions = {}): void {
+    const resourceOptions = new Map<string, Recorded["opts"]>();
     pulumi.runtime.setMocks(
         {
             newResource(args: pulumi.runtime.MockResourceArgs) {
                 let inputs = unwrapSecrets(args.inputs);
                 if (args.type.startsWith("pulumi:providers:")) inputs = decodeProviderInputs(inputs);
-                recorded.push({ type: args.type, name: args.name, inputs, raw: args.inputs, provider: args.provider });
-                return { id: `${args.name}-id`, state: state(args.type, args.name, inputs) };
+                const outputs = state(args.type, args.name, inputs);
+                const opts = resourceOptions.get(`${args.type}::${args.name}`) ?? { protect: false, retainOnDelete: false };
+                recorded.push({ type: args.type, name: args.name, inputs, raw: args.inputs, provider: args.provider, outputs, opts });
+                return { id: `${args.name}-id`, state: outputs };
             },
             call(args: pulumi.runtime.MockCallArgs) {
                 if (args.token === "docker:index/getRegistryImage:getRegistryImage") {
@@ -132,6 +139,13 @@ export function setupMocks(stack: string, project = "vps-stack", options: MockOp
         stack,
         options.preview ?? false,
     );
+    // Policies judge options too (a protected volume): take them from the request before the mock sees it.
+    const monitor = pulumi.runtime.getMonitor() as any;
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, callback: any) => {
+        resourceOptions.set(`${req.getType()}::${req.getName()}`, { protect: req.getProtect() === true, retainOnDelete: req.getRetainondelete() === true });
+        return register(req, callback);
+    };
 }
 
 export function resetRecorded(): void {

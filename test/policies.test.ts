@@ -1,59 +1,35 @@
 // Program-wide policies: run the whole program (index.ts) under mocks for every committed stack and
-// assert invariants over every resource it creates and every output it exports.
+// assert invariants over every resource it creates and every output it exports. Where an invariant is also
+// one of the policy pack's, the assertion is the pack's own predicate (policy/predicates.ts).
 import * as pulumi from "@pulumi/pulumi";
-import { RawConfigMap } from "../config";
+import * as predicates from "../policy/predicates";
 import {
     CONTAINER,
     DOCKER_PROVIDER,
     generatedSecrets,
     isWrappedSecret,
     LOCAL_COMMAND,
-    MockOptions,
     NETWORK,
     ofType,
+    RANDOM_PASSWORD,
     recorded,
     REMOTE_COMMAND,
     resetRecorded,
-    settled,
-    setupMocks,
     stackConfig,
-    tempStateDir,
+    VOLUME,
     withRequiredSecrets,
 } from "./mocks";
-
-type Program = Record<string, any>;
-
-async function runProgram(
-    stack: string,
-    raw: RawConfigMap,
-    env: { sshAuthSock?: string } = { sshAuthSock: "/tmp/test-agent.sock" },
-    options: MockOptions = {},
-): Promise<Program> {
-    resetRecorded();
-    if (env.sshAuthSock) process.env.SSH_AUTH_SOCK = env.sshAuthSock;
-    else delete process.env.SSH_AUTH_SOCK;
-    process.env.VPS_STACK_STATE_DIR = tempStateDir();
-    const config = Object.fromEntries(Object.entries(raw).map(([k, v]) => [`vps-stack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
-    pulumi.runtime.setAllConfig(config, ["vps-stack:secrets"]);
-    setupMocks(stack, undefined, options);
-    let program: Program = {};
-    jest.isolateModules(() => {
-        program = require("../index");
-    });
-    await settled();
-    return program;
-}
+import { Program, RawConfig, runProgram, viewOf, views } from "./policy-harness";
 
 function resolve<T>(o: pulumi.Input<T>): Promise<T> {
     return new Promise((r) => pulumi.output(o).apply((v) => r(v as T)));
 }
 
-/** Every string inside a value, however nested. */
-function strings(v: any): string[] {
-    if (typeof v === "string") return [v];
-    if (Array.isArray(v)) return v.flatMap(strings);
-    if (v && typeof v === "object") return Object.values(v).flatMap(strings);
-    return [];
+const strings = predicates.strings;
+
+/** The secrets of a run as the pack's predicates take them; the source names the value without showing it. */
+function secretValues(provided: string[]): predicates.SecretValue[] {
+    return [...generatedSecrets, ...provided].map((value, i) => ({ value, source: `secret #${i}` }));
 }
 
 const STACKS: [string, number, number][] = [
@@ -87,6 +63,8 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
 
     it(`publishes ports only on the proxy, and only ${httpPort}/${httpsPort}`, () => {
         for (const c of ofType(CONTAINER)) {
+            const v = viewOf(c);
+            expect([...predicates.dataServicePorts(v), ...predicates.publicPorts(v, [httpPort, httpsPort])]).toEqual([]);
             const ports = c.inputs.ports ?? [];
             if (c.inputs.name === `vps-stack-${stack}-nginx`) {
                 expect(ports.map((p: any) => p.external).sort()).toEqual([httpPort, httpsPort].sort());
@@ -98,6 +76,9 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
 
     it("gives every container a restart policy, healthcheck, memory limit and log rotation", () => {
         for (const c of longRunning()) {
+            const v = viewOf(c);
+            expect([...predicates.restartPolicy(v), ...predicates.healthcheck(v), ...predicates.memoryLimit(v), ...predicates.logRotation(v)]).toEqual([]);
+            // The program's own choices, stricter than the pack asks.
             const i = c.inputs;
             expect([i.name, i.restart]).toEqual([i.name, "unless-stopped"]);
             expect(i.healthcheck?.tests?.length).toBeGreaterThan(1);
@@ -114,6 +95,9 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         const migrating = ((stackConfig(stack).apps as any[]) ?? []).filter((a) => a.migrate).map((a) => `vps-stack-${stack}-${a.name}-${program.releases[a.name].release}-migrate`);
         expect(oneShots.map((c) => c.name)).toEqual(migrating);
         for (const c of oneShots) {
+            const v = viewOf(c);
+            expect([...predicates.memoryLimit(v), ...predicates.logRotation(v), ...predicates.publicPorts(v, [])]).toEqual([]);
+            expect(predicates.isOneShot(v)).toBe(true);
             expect(c.inputs).toMatchObject({ restart: "no", mustRun: false, attach: true, logDriver: "json-file", logOpts: { "max-size": "10m", "max-file": "5" } });
             expect(c.inputs.memory).toBeGreaterThan(0);
             expect(c.inputs.ports ?? []).toEqual([]);
@@ -154,6 +138,11 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
     });
 
     it("attaches PostgreSQL, Redis and the backup job to the internal data network only", () => {
+        const networks = ofType(NETWORK).map((n) => viewOf(n));
+        expect(networks.flatMap(predicates.dataNetworkInternal)).toEqual([]);
+        const dataServices = ofType(CONTAINER).filter((c) => predicates.DATA_SERVICES.includes(predicates.serviceOf(viewOf(c)) ?? ""));
+        expect(dataServices).toHaveLength(3);
+        for (const c of dataServices) expect(predicates.dataServiceNetworks(viewOf(c), networks)).toEqual([]);
         const internal = ofType(NETWORK).filter((n) => n.inputs.internal).map((n) => n.inputs.name);
         expect(internal).toEqual([`vps-stack-${stack}-data`]);
         for (const svc of ["postgres", "redis", "backup"]) {
@@ -163,14 +152,25 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
     });
 
     it("never puts a secret value in a container's environment, command, labels or healthcheck", () => {
-        const secrets = [...generatedSecrets, ...providedSecrets];
+        const secrets = secretValues(providedSecrets);
         expect(secrets.length).toBeGreaterThan(3);
-        for (const c of ofType(CONTAINER)) {
-            const visible = strings([c.inputs.envs, c.inputs.command, c.inputs.entrypoints, c.inputs.labels, c.inputs.healthcheck]);
-            for (const s of secrets) {
-                for (const v of visible) expect(v.includes(s) ? `${c.inputs.name}: ${v}` : "").toBe("");
-            }
-        }
+        for (const c of ofType(CONTAINER)) expect(predicates.secretsInContainer(viewOf(c), secrets)).toEqual([]);
+    });
+
+    it("finds every secret it generates in the resources' outputs, as the policy pack does", () => {
+        const found = predicates.generatedSecrets(views("outputs")).map((s) => s.value);
+        const generators = recorded.filter((r) => r.type === RANDOM_PASSWORD || r.type === "tls:index/privateKey:PrivateKey");
+        expect(found.length).toBeGreaterThanOrEqual(generators.length);
+        expect(generators.length).toBeGreaterThan(1);
+        for (const s of found) expect(generatedSecrets.has(s)).toBe(true);
+    });
+
+    it(`protects the data volume ${stack === "prod" ? "" : "only "}on prod, and pins every image there`, () => {
+        const volumes = ofType(VOLUME).map((v) => viewOf(v));
+        const postgres = volumes.find((v) => predicates.serviceOf(v) === "postgres")!;
+        expect(postgres.protect).toBe(stack === "prod");
+        expect(volumes.flatMap((v) => predicates.volumeProtected(v, stack, ["prod"], predicates.DEFAULT_PROTECTED_VOLUME_SERVICES))).toEqual([]);
+        expect(views().flatMap((r) => predicates.imagePinned(r, stack, ["prod"]))).toEqual([]);
     });
 
     it("creates every docker resource through the stack's own provider", () => {
@@ -260,7 +260,7 @@ describe("bad config", () => {
     });
 
     it("fails before any resource is registered, with every problem in one message", async () => {
-        const raw: RawConfigMap = { ...stackConfig("prod"), domain: "bad..domain" };
+        const raw: RawConfig = { ...stackConfig("prod"), domain: "bad..domain" };
         let error: unknown;
         resetRecorded();
         try {
@@ -289,17 +289,20 @@ describe("prod with the host's own nginx (nginx.mode host)", () => {
     it("publishes nothing on a public address: apps on 127.0.0.1 only, no proxy container", () => {
         const published = ofType(CONTAINER).flatMap((c) => (c.inputs.ports ?? []).map((p: any) => ({ name: c.inputs.name, ...p })));
         expect(published.map((p) => p.external).sort()).toEqual([8000, 8001, 8010]);
+        // Loopback only: the pack lets no container publish on a public address here.
+        expect(ofType(CONTAINER).flatMap((c) => predicates.publicPorts(viewOf(c), []))).toEqual([]);
         for (const p of published) expect(p.ip).toBe("127.0.0.1");
         expect(ofType(CONTAINER).map((c) => c.inputs.name)).not.toContain("vps-stack-prod-nginx");
     });
 
     it("keeps data services on the internal network and every secret out of container environments", () => {
+        const networks = ofType(NETWORK).map((n) => viewOf(n));
         for (const svc of ["postgres", "redis", "backup"]) {
             const c = ofType(CONTAINER).find((x) => x.inputs.name === `vps-stack-prod-${svc}`)!;
             expect(c.inputs.networksAdvanced.map((n: any) => n.name)).toEqual(["vps-stack-prod-data"]);
+            expect(predicates.dataServiceNetworks(viewOf(c), networks)).toEqual([]);
         }
-        for (const c of ofType(CONTAINER)) {
-            for (const v of strings(c.inputs.envs)) for (const s of generatedSecrets) expect(v.includes(s)).toBe(false);
-        }
+        const secrets = secretValues([]);
+        for (const c of ofType(CONTAINER)) expect(predicates.secretsInContainer(viewOf(c), secrets)).toEqual([]);
     });
 });
