@@ -2,7 +2,7 @@
 # shellcheck disable=SC2016 # single-quoted scripts run inside the containers
 # Proves that the stand-in images built by build.sh keep the contracts the stack relies on:
 # runs postgres, redis, the demo API and nginx on a user network, checks them, runs the stack's
-# components/acme/vps-stack-acme.sh in the certbot image, and removes every container, network,
+# render/scripts/vps-stack-acme.sh in the certbot image, and removes every container, network,
 # volume and temp file it made (the images stay).
 # usage: e2e/images/smoke-test.sh   (run build.sh first)
 set -euo pipefail
@@ -205,7 +205,7 @@ chmod -R a+rX "$TMP/acme"
 docker run -d --name "$ACME" --entrypoint sh \
 	--cap-drop ALL --cap-add CHOWN --cap-add DAC_OVERRIDE --cap-add FOWNER \
 	-e ACME_DOMAINS=app.acme.test -e ACME_RENEW_INTERVAL=3600 \
-	-v "$REPO_ROOT/components/acme/vps-stack-acme.sh:$ACME_SH:ro" \
+	-v "$REPO_ROOT/render/scripts/vps-stack-acme.sh:$ACME_SH:ro" \
 	-v "$TMP/acme/placeholder.pem:/run/vps-stack/placeholder.pem:ro" -v "$TMP/acme/issued:/issued:ro" \
 	"$CERTBOT" "$ACME_SH" daemon >/dev/null
 check "vps-stack-acme.sh daemon serves the placeholder" wait_for 15 docker exec "$ACME" test -s /etc/letsencrypt/vps-stack/tls.pem
