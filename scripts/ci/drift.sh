@@ -20,7 +20,8 @@ ci_prepare
 
 ci_say "pulumi refresh --stack $stack --preview-only --expect-no-changes"
 set +e
-pulumi refresh --stack "$stack" --preview-only --expect-no-changes --diff --non-interactive --color never 2>&1 | tee "$log"
+# PULUMI_SKIP_CONFIRMATIONS means --yes, which the CLI refuses with --preview-only.
+env -u PULUMI_SKIP_CONFIRMATIONS pulumi refresh --stack "$stack" --preview-only --expect-no-changes --diff --non-interactive --color never 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 
