@@ -18,8 +18,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PHASE_DIR="$ROOT/e2e/phases"
 # Phases that every run needs: the tools, the box, a deployed stack, and its removal at the end.
 ALWAYS=" toolchain images box first-up destroy "
-# What a phase assumes an earlier phase did, for --only (releases start from the update's image 2).
-declare -A NEEDS=([releases]="update")
+# What a phase assumes an earlier phase did, for --only (faults and releases start from the update's image 2).
+declare -A NEEDS=([faults]="update" [releases]="update")
 
 phase_of() { local b; b=$(basename "$1" .sh); echo "${b#[0-9][0-9]-}"; }
 all_phases() { local f; for f in "$PHASE_DIR"/[0-9][0-9]-*.sh; do phase_of "$f"; done; }
@@ -35,8 +35,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ -n "$ONLY" ]; then
+    known=" $(all_phases | tr '\n' ' ') "
     for p in $ONLY; do
-        all_phases | grep -qx "$p" || { echo "e2e/run.sh: no phase '$p'; the phases are: $(all_phases | tr '\n' ' ')" >&2; exit 2; }
+        [[ $known == *" $p "* ]] || { echo "e2e/run.sh: no phase '$p'; the phases are: $(all_phases | tr '\n' ' ')" >&2; exit 2; }
         [ -n "${NEEDS[$p]:-}" ] && ONLY="$ONLY${NEEDS[$p]} "
     done
 fi

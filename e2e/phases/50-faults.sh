@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2317,SC2329,SC2129,SC2034,SC2016,SC2015 # functions are called through check(); variables are shared with later phases
 phase faults
+keep_rows >>"$LOG" 2>&1 # F6 and F7 use them; already there after the replacements phase
 # The daemon restarts as a reboot restarts it: through systemd where it runs the daemon, else as the
 # harness started it (e2e/images/build.sh: a plain dockerd in the background). Without live-restore,
 # every container stops with it; only the restart policies bring them back.
@@ -115,7 +116,12 @@ backup_fails_loudly() {
 }
 # Retention keeps one backup a day, so a new one replaces today's: compare the newest, not the count.
 next_backup_succeeds() {
-    local before
+    local before start=$SECONDS
+    # PostgreSQL is back from F7's kill first (F7 waits for it, unless it failed early).
+    until [ "$(docker inspect -f '{{.State.Health.Status}}' "vps-stack-$STACK-postgres")" = healthy ]; do
+        ((SECONDS - start < 120)) || { echo "PostgreSQL not healthy after 120s"; return 1; }
+        sleep 0.5
+    done
     before=$(dumps | tail -n 1)
     run_output_cmd now && run_output_cmd check && [ "$(dumps | tail -n 1)" != "$before" ]
 }
