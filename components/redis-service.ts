@@ -37,7 +37,12 @@ export class RedisService extends pulumi.ComponentResource {
         const password = pulumi.secret(pulumi.output(args.password));
 
         const image = pullImage(`${name}-image`, { ref: args.image, trackTag: false }, { parent: this, provider });
-        const volume = new docker.Volume(`${name}-data`, { name: this.volumeName, labels: labels(args.stack, "redis") }, { parent: this, provider });
+        // Like PostgreSQL's: `pulumi destroy` stops before the data goes (docs/operations.md, "Destroying a stack").
+        const volume = new docker.Volume(
+            `${name}-data`,
+            { name: this.volumeName, labels: labels(args.stack, "redis") },
+            { parent: this, provider, protect: args.protectVolume, retainOnDelete: args.protectVolume },
+        );
 
         const conf = pulumi.secret(password.apply((p) => renderRedisConf({ ...args, password: p })));
         this.container = new docker.Container(

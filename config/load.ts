@@ -363,6 +363,7 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
         host: local ? undefined : (cfg.host as StackConfig["host"]),
         apps,
         postgres: { ...cfg.postgres, protectVolume: cfg.postgres.protectVolume ?? stack === "prod" },
+        redis: { ...cfg.redis, protectVolume: cfg.redis.protectVolume ?? stack === "prod" },
         nginx: { ...cfg.nginx, httpPort, httpsPort },
         backup: { ...cfg.backup, directory: cfg.backup.directory ?? `/var/backups/${PROJECT}/${stack}` },
     };

@@ -168,6 +168,7 @@ const redisSchema = z
         memory: memory("512m", "Memory limit of the container."),
         cpus: cpus(1, "CPU limit of the container."),
         passwordLength: z.number().int().min(32, "must be at least 32").max(128).default(32).describe("Length of the generated password."),
+        protectVolume: z.boolean().optional().describe("Protect the data volume (sessions, queues: the AOF) from deletion (default: true on prod, false elsewhere)."),
     })
     .describe("The Redis service.");
 
@@ -424,6 +425,7 @@ export interface StackConfig extends Omit<Parsed, "host" | "domain" | "apps" | "
     host?: Required<Pick<NonNullable<Parsed["host"]>, "address" | "hostKey">> & NonNullable<Parsed["host"]>;
     apps: AppConfig[];
     postgres: Parsed["postgres"] & { protectVolume: boolean };
+    redis: Parsed["redis"] & { protectVolume: boolean };
     nginx: Parsed["nginx"] & { httpPort: number; httpsPort: number };
     backup: Parsed["backup"] & { directory: string };
 }

@@ -32,7 +32,7 @@ export const DATA_NETWORK_SERVICE = "data";
 
 export const DEFAULT_ALLOWED_PORTS = [80, 443];
 export const DEFAULT_PROTECTED_STACKS = ["prod"];
-export const DEFAULT_PROTECTED_VOLUME_SERVICES = ["postgres"];
+export const DEFAULT_PROTECTED_VOLUME_SERVICES = ["postgres", "redis"];
 export const DEFAULT_PINNED_STACKS = ["prod"];
 export const RESTART_POLICIES = ["unless-stopped", "always", "on-failure"];
 
@@ -211,7 +211,7 @@ export function volumeProtected(v: ResourceView, stack: string | undefined, prot
     if (v.type !== VOLUME || !stack || !protectedStacks.includes(stack)) return [];
     const service = serviceOf(v);
     if (!service || !services.includes(service) || v.protect === true) return [];
-    return [`volume ${displayName(v)} holds ${service}'s data on the ${stack} stack but is not protected: set protect: true (postgres.protectVolume)`];
+    return [`volume ${displayName(v)} holds ${service}'s data on the ${stack} stack but is not protected: set protect: true (${service}.protectVolume)`];
 }
 
 // ---- advisory: hygiene ----

@@ -204,6 +204,7 @@ describe("loadConfig accepts good config", () => {
         expect(cfg.backup.directory).toBe("/var/backups/vps-stack/preprod");
         expect(cfg.backup.retention).toEqual({ daily: 7, weekly: 0, monthly: 0 });
         expect(cfg.postgres.protectVolume).toBe(false);
+        expect(cfg.redis.protectVolume).toBe(false);
     });
 
     it("resolves the committed prod stack with its 30/12/12 retention and a protected volume", () => {
@@ -214,6 +215,7 @@ describe("loadConfig accepts good config", () => {
         ]);
         expect(cfg.backup.retention).toEqual({ daily: 30, weekly: 12, monthly: 12 });
         expect(cfg.postgres.protectVolume).toBe(true);
+        expect(cfg.redis.protectVolume).toBe(true);
         expect(cfg.postgres).toMatchObject({ memory: "2g", cpus: 2, maxConnections: 200, sharedBuffers: "256MB", effectiveCacheSize: "1GB" });
     });
 

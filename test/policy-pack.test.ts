@@ -174,6 +174,16 @@ describe("stacks made wrong through their config", () => {
         expect(await runPolicies("prod", policyInputs(), { "data-volumes-protected": { stacks: ["production"] } })).toEqual([]);
     });
 
+    it("an unprotected prod Redis volume (redis.protectVolume: false) is refused too: its AOF holds sessions and queues", async () => {
+        const raw: any = withRequiredSecrets(stackConfig("prod"));
+        raw.redis = { ...raw.redis, protectVolume: false };
+        await runProgram("prod", raw);
+        const violations = await runPolicies("prod", policyInputs());
+        expect(violations.map((v) => [v.policy, v.enforcementLevel, v.message])).toEqual([
+            ["data-volumes-protected", "mandatory", expect.stringContaining("vps-stack-prod-redis-data holds redis's data on the prod stack but is not protected")],
+        ]);
+    });
+
     // An image tagged latest (or untagged) never gets this far: the config loader refuses it outside dev.
     // images-pinned guards the program itself, for a change that would pass such a reference through.
 
