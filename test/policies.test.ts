@@ -127,7 +127,7 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         let carrying = 0;
         for (const c of [...ofType(REMOTE_COMMAND), ...ofType(LOCAL_COMMAND)]) {
             for (const [key, value] of Object.entries<any>(c.inputs)) {
-                if (key === "connection") continue; // the whole connection is secret (components.test.ts)
+                if (key === "connection") continue; // the whole connection is secret (test/components/vps-host.test.ts)
                 if (!strings(value).some((v) => forms.some((f) => v.includes(f)))) continue;
                 carrying++;
                 expect([c.name, key, isWrappedSecret(c.raw[key])]).toEqual([c.name, key, true]);

@@ -1,0 +1,78 @@
+// PostgresService under Pulumi mocks: image, network, the 0400 password file, init, healthcheck, limits, replacement.
+import * as pulumi from "@pulumi/pulumi";
+import { POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE } from "../../components/postgres-service";
+import { loadConfig } from "../../config";
+import { LOG_OPTS } from "../../plan/container-defaults";
+import { byName, generatedSecrets, ofType, resetRecorded, VOLUME } from "../mocks";
+import { build, container, KEY, preprodConfig, rawProps, resetCaptured, upload, uploadIsSecret } from "./helpers";
+
+beforeEach(resetCaptured);
+
+describe("PostgresService", () => {
+    it("runs the pinned image on the data network only, with its alias", async () => {
+        await build(preprodConfig());
+        const pg = container("vps-stack-preprod-postgres");
+        expect(byName("vps-stack-postgres-image").inputs).toMatchObject({ name: "postgres:16-alpine", keepLocally: true });
+        expect(pg.networksAdvanced).toEqual([{ name: "vps-stack-preprod-data", aliases: ["postgres"] }]);
+        expect(pg.ports ?? []).toEqual([]);
+    });
+
+    it("takes its password from a 0400 file, never from the environment", async () => {
+        await build(preprodConfig());
+        const pg = container("vps-stack-preprod-postgres");
+        expect(pg.envs).toContain(`POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE}`);
+        expect(pg.envs.some((e: string) => e.startsWith("POSTGRES_PASSWORD="))).toBe(false);
+        const pw = upload(pg, POSTGRES_PASSWORD_FILE);
+        expect(pw.permissions).toBe("0400");
+        expect(generatedSecrets.has(pw.content)).toBe(true);
+        expect(await uploadIsSecret("vps-stack-postgres", POSTGRES_PASSWORD_FILE)).toBe(true);
+    });
+
+    it("creates the extensions at first start and tunes the server", async () => {
+        await build(preprodConfig((c) => (c.postgres = { extensions: ["uuid-ossp", "pgcrypto", "vector"], maxConnections: 150 })));
+        const pg = container("vps-stack-preprod-postgres");
+        const init = upload(pg, POSTGRES_INIT_FILE);
+        expect(init.permissions).toBe("0444");
+        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "uuid-ossp";');
+        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "pgcrypto";');
+        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "vector";');
+        expect(pg.command).toEqual(expect.arrayContaining(["max_connections=150", "shared_buffers=256MB", "effective_cache_size=1GB"]));
+    });
+
+    it("has a pg_isready healthcheck, restart policy, limits, shm and log rotation", async () => {
+        await build(preprodConfig());
+        const pg = container("vps-stack-preprod-postgres");
+        expect(pg.healthcheck.tests.join(" ")).toContain("pg_isready");
+        expect(pg.restart).toBe("unless-stopped");
+        expect(pg.memory).toBe(2048);
+        expect(pg.cpus).toBe("2.0");
+        expect(pg.shmSize).toBe(256);
+        expect(pg.logDriver).toBe("json-file");
+        expect(pg.logOpts).toEqual(LOG_OPTS);
+        expect(pg.volumes).toEqual([{ volumeName: "vps-stack-preprod-postgres-data", containerPath: "/var/lib/postgresql/data" }]);
+    });
+
+    it("is replaced delete-first and protects its volume on prod only", async () => {
+        await build(preprodConfig());
+        expect((rawProps.get("vps-stack-postgres")!.opts as pulumi.CustomResourceOptions).deleteBeforeReplace).toBe(true);
+        expect(rawProps.get("vps-stack-postgres-data")!.opts.protect).toBe(false);
+        resetRecorded();
+        rawProps.clear();
+        const prod = loadConfig(
+            { host: { address: "203.0.113.10", hostKey: KEY }, domain: "app.example.com", apps: [{ name: "api", image: "ghcr.io/acme/api:1.0.0" }] },
+            "prod",
+        );
+        await build(prod);
+        expect(rawProps.get("vps-stack-postgres-data")!.opts.protect).toBe(true);
+        expect(ofType(VOLUME).map((v) => v.inputs.name)).toContain("vps-stack-prod-postgres-data");
+    });
+
+    it("re-applies the generated password through stdin, not argv", async () => {
+        await build(preprodConfig());
+        const cmd = byName("vps-stack-postgres-password").inputs;
+        expect(cmd.create).toBe("docker exec -i vps-stack-preprod-postgres psql -v ON_ERROR_STOP=1 -q -U app -d app");
+        const pw = upload(container("vps-stack-preprod-postgres"), POSTGRES_PASSWORD_FILE).content;
+        expect(cmd.create).not.toContain(pw);
+        expect(cmd.stdin).toContain(`ALTER ROLE "app" WITH PASSWORD '${pw}';`);
+    });
+});

@@ -1,0 +1,31 @@
+// RedisService under Pulumi mocks: the 0400 config file and the healthcheck, on the data network only.
+import { REDIS_CONF_FILE } from "../../components/redis-service";
+import { build, container, preprodConfig, resetCaptured, upload, uploadIsSecret } from "./helpers";
+
+beforeEach(resetCaptured);
+
+describe("RedisService", () => {
+    it("keeps password, persistence and memory policy in a 0400 config file", async () => {
+        await build(preprodConfig((c) => (c.redis = { maxmemory: "128mb", maxmemoryPolicy: "volatile-lru" })));
+        const r = container("vps-stack-preprod-redis");
+        const conf = upload(r, REDIS_CONF_FILE);
+        expect(conf.permissions).toBe("0400");
+        expect(conf.content).toMatch(/^requirepass [A-Za-z0-9]{32}$/m);
+        expect(conf.content).toContain("appendonly yes");
+        expect(conf.content).toContain("maxmemory 128mb");
+        expect(conf.content).toContain("maxmemory-policy volatile-lru");
+        expect(await uploadIsSecret("vps-stack-redis", REDIS_CONF_FILE)).toBe(true);
+        const password = /^requirepass (\S+)$/m.exec(conf.content)![1];
+        expect([...(r.entrypoints ?? []), ...(r.command ?? []), ...(r.envs ?? []), ...r.healthcheck.tests].join(" ")).not.toContain(password);
+    });
+
+    it("checks health with REDISCLI_AUTH, on the data network only", async () => {
+        await build(preprodConfig());
+        const r = container("vps-stack-preprod-redis");
+        expect(r.healthcheck.tests[1]).toContain("REDISCLI_AUTH=");
+        expect(r.healthcheck.tests[1]).toContain("redis-cli");
+        expect(r.networksAdvanced).toEqual([{ name: "vps-stack-preprod-data", aliases: ["redis"] }]);
+        expect(r.volumes).toEqual([{ volumeName: "vps-stack-preprod-redis-data", containerPath: "/data" }]);
+        expect(r.command).toEqual(["redis-server", REDIS_CONF_FILE]);
+    });
+});
