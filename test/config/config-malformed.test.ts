@@ -2,7 +2,7 @@
 // config value would try. Every case must be rejected before any resource, name its key, and carry a fix
 // that really fixes: the fix command is applied to the raw config (applyFix interprets `pulumi config
 // set/rm --path` and the namespace rename) and the config is loaded again, where that problem must be gone.
-import { ConfigError, ConfigProblem, environmentProblems, loadConfig, RawConfigMap } from "../config";
+import { ConfigError, ConfigProblem, environmentProblems, loadConfig, RawConfigMap } from "../../config";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
 

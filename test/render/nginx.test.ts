@@ -1,9 +1,9 @@
 // nginx.conf renderer: snapshots of the committed stacks' shapes plus targeted assertions for each option
 // that changes the output. The same text is checked by a real `nginx -t` in test/integration.
 import * as fc from "fast-check";
-import { hostRoutes } from "../plan/routes";
-import { NGINX_HEALTH_PATH, NginxSite, renderNginxConf, renderNginxSiteFile } from "../render/nginx";
-import { HASHED_ASSET_RE, renderStaticSiteConf } from "../render/static-site";
+import { hostRoutes } from "../../plan/routes";
+import { NGINX_HEALTH_PATH, NginxSite, renderNginxConf, renderNginxSiteFile } from "../../render/nginx";
+import { HASHED_ASSET_RE, renderStaticSiteConf } from "../../render/static-site";
 
 function site(overrides: Partial<NginxSite> = {}): NginxSite {
     return {
@@ -260,23 +260,6 @@ describe("renderNginxSiteFile (the host's own nginx)", () => {
 
     it("needs a namespace", () => {
         expect(() => renderNginxSiteFile(site())).toThrow(/namespace/);
-    });
-});
-
-describe("hostRoutes", () => {
-    it("orders locations longest prefix first and picks the / owner for /health", () => {
-        const apps = [
-            { name: "a", servers: [], hosts: ["h.example.com"], paths: ["/"], healthPath: "/health" },
-            { name: "b", servers: [], hosts: ["h.example.com"], paths: ["/api/v2", "/api/"], healthPath: "/health" },
-        ];
-        const [r] = hostRoutes(apps);
-        expect(r.locations.map((l) => l.path)).toEqual(["/api/v2", "/api", "/"]);
-        expect(r.healthApp.name).toBe("a");
-    });
-
-    it("falls back to the first app on a host without /", () => {
-        const [r] = hostRoutes([{ name: "b", servers: [], hosts: ["h.example.com"], paths: ["/api"], healthPath: "/health" }]);
-        expect(r.healthApp.name).toBe("b");
     });
 });
 

@@ -3,10 +3,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import YAML from "yaml";
-import { configSchema, loadConfig } from "../config";
-import { configReference, projectConfigBlock, UNTYPED_PROJECT_KEYS } from "../config/reference";
-import { REFERENCE_FILE, renderedProjectFile, renderedReference } from "../scripts/config-reference";
-import { ROOT } from "./mocks";
+import { configSchema, loadConfig } from "../../config";
+import { configReference, projectConfigBlock, UNTYPED_PROJECT_KEYS } from "../../config/reference";
+import { REFERENCE_FILE, renderedProjectFile, renderedReference } from "../../scripts/config-reference";
+import { ROOT } from "../mocks";
 
 const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
 

@@ -6,13 +6,13 @@ import { spawnSync } from "child_process";
 import * as path from "path";
 import * as fc from "fast-check";
 import { CronExpressionParser } from "cron-parser";
-import { cronForScheduler, matchesDay, maxGapMinutes, parseCron, unwrapRanges } from "../sinks/cron";
-import { bindHostPathProblem, bindSpec, dockerEnv, HTTP_CHECK_SCRIPT, httpHealthTest } from "../sinks/docker";
-import { nginxString, nginxToken, nginxValueProblem, readNginxArgument } from "../sinks/nginx";
-import { shellCommand, shellWord } from "../sinks/shell";
-import { sqlIdentifier, sqlLiteral } from "../sinks/sql";
+import { cronForScheduler, matchesDay, maxGapMinutes, parseCron, unwrapRanges } from "../../sinks/cron";
+import { bindHostPathProblem, bindSpec, dockerEnv, HTTP_CHECK_SCRIPT, httpHealthTest } from "../../sinks/docker";
+import { nginxString, nginxToken, nginxValueProblem, readNginxArgument } from "../../sinks/nginx";
+import { shellCommand, shellWord } from "../../sinks/shell";
+import { sqlIdentifier, sqlLiteral } from "../../sinks/sql";
 
-const SCRIPT = path.join(__dirname, "..", "render", "scripts", "vps-stack-backup.sh");
+const SCRIPT = path.join(__dirname, "..", "..", "render", "scripts", "vps-stack-backup.sh");
 
 /** Any unicode text, weighted towards the characters each sink treats specially. */
 const nasty = fc.oneof(

@@ -1,6 +1,6 @@
 // The provider reads some values back in its own canonical form; writing anything else makes every
 // `pulumi up` after a refresh replace the container. These pin the forms found in a real deploy.
-import { dockerCaps, dockerCpus, dockerDuration, healthcheck } from "../plan/container-defaults";
+import { dockerCaps, dockerCpus, dockerDuration, healthcheck } from "../../plan/container-defaults";
 
 describe("canonical forms the Docker provider reads back", () => {
     it.each([

@@ -1,9 +1,9 @@
 // Config validation: good configs for every committed stack, and bad ones that must each fail with a
 // message naming the offending key and the command that fixes it, all problems in one error.
 import * as fc from "fast-check";
-import { acmeDirectoryUrl, LETSENCRYPT_DIRECTORY, LETSENCRYPT_STAGING_DIRECTORY } from "../plan/tls";
-import { ConfigError, environmentProblems, isPinnedImage, loadConfig, RawConfigMap, rawConfigFromPulumi, sizeToMiB } from "../config";
-import { stackConfig, withRequiredSecrets } from "./mocks";
+import { acmeDirectoryUrl, LETSENCRYPT_DIRECTORY, LETSENCRYPT_STAGING_DIRECTORY } from "../../plan/tls";
+import { ConfigError, environmentProblems, isPinnedImage, loadConfig, RawConfigMap, rawConfigFromPulumi, sizeToMiB } from "../../config";
+import { stackConfig, withRequiredSecrets } from "../mocks";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
 // Host keys as ssh-keyscan prints them (minus the host name), made with ssh-keygen.

@@ -6,9 +6,9 @@ import * as path from "path";
 import * as fc from "fast-check";
 import * as tar from "tar";
 import * as zlib from "zlib";
-import { materializeSite, MAX_SITE_BYTES, readSite, readSiteArchive, readSiteFiles, siteFingerprint } from "../config/static-files";
+import { materializeSite, MAX_SITE_BYTES, readSite, readSiteArchive, readSiteFiles, siteFingerprint } from "../../config/static-files";
 
-const FIXTURES = path.join(__dirname, "fixtures", "site-archives");
+const FIXTURES = path.join(__dirname, "..", "fixtures", "site-archives");
 const fixture = (name: string) => fs.readFileSync(path.join(FIXTURES, name));
 const LONG = `assets/vendor/${"a".repeat(60)}/${"b".repeat(40)}/chunk-3f9a1c2b.js`;
 const content = (files: { path: string; contentBase64: string }[]) =>

@@ -1,0 +1,79 @@
+// BackupJob under Pulumi mocks: the container, its inputs and its 0400 pgpass file; the operator's commands.
+import { VpsStack } from "../../components/vps-stack";
+import { loadConfig } from "../../config";
+import { BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupCommands, backupScript, pgpassLine } from "../../render/backup";
+import { CONTAINER, isWrappedSecret, ofType, resetRecorded, settled, setupMocks, tempStateDir } from "../mocks";
+import { KEY } from "./helpers";
+
+describe("BackupJob", () => {
+    beforeEach(() => resetRecorded());
+
+    async function backupContainer(raw: any, stack = "prod") {
+        setupMocks(stack);
+        new VpsStack("vps-stack", loadConfig(raw, stack), { stateDir: tempStateDir() });
+        await settled();
+        return ofType(CONTAINER).find((c) => c.inputs.name === `vps-stack-${stack}-backup`);
+    }
+
+    const prod = (backup: any = {}) => ({
+        host: { address: "203.0.113.10", hostKey: KEY },
+        domain: "app.example.com",
+        apps: [{ name: "api", image: "ghcr.io/acme/api:1.0.0" }],
+        backup,
+    });
+
+    it("runs the server's own image with the scheduler, on the data network, writing to the host directory", async () => {
+        const c = (await backupContainer(prod()))!;
+        const pg = ofType(CONTAINER).find((x) => x.inputs.name === "vps-stack-prod-postgres")!;
+        expect(c.inputs.image).toBe(pg.inputs.image);
+        expect(c.inputs.entrypoints).toEqual([BACKUP_SCRIPT]);
+        expect(c.inputs.command).toEqual(["schedule"]);
+        expect(c.inputs.networksAdvanced).toEqual([{ name: "vps-stack-prod-data" }]);
+        expect(c.inputs.volumes).toEqual([{ hostPath: "/var/backups/vps-stack/prod", containerPath: BACKUP_MOUNT }]);
+        expect(c.inputs.restart).toBe("unless-stopped");
+        expect(c.inputs.healthcheck.tests).toEqual(["CMD", BACKUP_SCRIPT, "check"]);
+    });
+
+    it("passes schedule, time zone, retention and max age; the password only through a 0400 pgpass file", async () => {
+        const c = (await backupContainer(prod({ schedule: "30 3 * * *", timezone: "Europe/Paris", retention: { daily: 30, weekly: 12, monthly: 12 }, maxAgeHours: 30 })))!;
+        expect(c.inputs.envs).toEqual(
+            expect.arrayContaining([
+                "BACKUP_SCHEDULE=30 3 * * *",
+                "VERIFY_SCHEDULE=0 4 * * 0",
+                "TZ=Europe/Paris",
+                "KEEP_DAILY=30",
+                "KEEP_WEEKLY=12",
+                "KEEP_MONTHLY=12",
+                "MAX_AGE_HOURS=30",
+                "PGHOST=postgres",
+                "PGDATABASE=app",
+                `PGPASSFILE=${BACKUP_PGPASS_FILE}`,
+                "BACKUP_PREFIX=prod-app",
+            ]),
+        );
+        const pgpass = c.inputs.uploads.find((u: any) => u.file === BACKUP_PGPASS_FILE);
+        expect(pgpass.permissions).toBe("0400");
+        expect(pgpass.content).toMatch(/^postgres:5432:\*:app:[A-Za-z0-9]{32}\n$/);
+        const password = pgpass.content.trim().split(":")[4];
+        expect(c.inputs.envs.join(" ")).not.toContain(password);
+        expect(isWrappedSecret(c.raw.uploads)).toBe(true);
+        const scriptUpload = c.inputs.uploads.find((u: any) => u.file === BACKUP_SCRIPT);
+        expect(scriptUpload.permissions).toBe("0555");
+        expect(scriptUpload.content).toBe(backupScript());
+    });
+
+    it("is absent when backups are disabled", async () => {
+        expect(await backupContainer(prod({ enabled: false }))).toBeUndefined();
+    });
+
+    it("escapes pgpass fields", () => {
+        expect(pgpassLine({ host: "postgres", port: 5432, user: "app", password: "a:b\\c" })).toBe("postgres:5432:*:app:a\\:b\\\\c\n");
+    });
+
+    it("gives the operator's commands, over SSH for a VPS and local for dev", () => {
+        const remote = backupCommands("vps-stack-prod-backup", { address: "203.0.113.10", port: 2222, user: "deploy" });
+        expect(remote.now).toBe("ssh -p 2222 deploy@203.0.113.10 docker exec vps-stack-prod-backup vps-stack-backup run");
+        expect(remote.restore).toBe("ssh -p 2222 deploy@203.0.113.10 docker exec vps-stack-prod-backup vps-stack-backup restore latest --confirm");
+        expect(backupCommands("vps-stack-dev-backup").check).toBe("docker exec vps-stack-dev-backup vps-stack-backup check");
+    });
+});
