@@ -183,6 +183,11 @@ function siteBlocks(site: NginxSite): { zones: string[]; map: string[]; upstream
     return { zones: rateLimitZones(site), map, upstreams, servers };
 }
 
+/** The plain-HTTP server's body: the ACME challenge (when on), everything else to HTTPS. */
+function redirectLocations(site: NginxSite): string[] {
+    return [...indent(acmeChallengeLocation(site), 1), "    location / {", `        return 301 ${redirectTarget(site)};`, "    }"];
+}
+
 function redirectTarget(site: NginxSite): string {
     return site.httpsPort === 443 ? "https://$host$request_uri" : `https://$host:${site.httpsPort}$request_uri`;
 }
@@ -210,10 +215,7 @@ export function renderNginxSiteFile(site: NginxSite): string {
         "server {",
         `    listen ${listen.http};`,
         `    server_name ${hosts.map(nginxToken).join(" ")};`,
-        ...indent(acmeChallengeLocation(site), 1),
-        "    location / {",
-        `        return 301 ${redirectTarget(site)};`,
-        "    }",
+        ...redirectLocations(site),
         "}",
         "",
         ...b.servers,
@@ -280,10 +282,7 @@ export function renderNginxConf(site: NginxSite): string {
                 '        return 200 "ok\\n";',
                 "    }",
                 "",
-                ...indent(acmeChallengeLocation(site), 1),
-                "    location / {",
-                `        return 301 ${redirectTarget(site)};`,
-                "    }",
+                ...redirectLocations(site),
                 "}",
                 "",
                 "# Unknown host names get no certificate at all rather than the wrong one.",
