@@ -55,10 +55,16 @@ export function dockerCaps(caps: string[]): string[] {
 }
 
 /**
- * Resource options every container shares. The provider "updates" a changed healthcheck in place, which
- * Docker cannot do: the old one stays and every run shows the same diff. Replacing is the only real fix.
+ * Resource options every container shares.
+ * - healthcheck: the provider "updates" a changed healthcheck in place, which Docker cannot do: the old one
+ *   stays and every run shows the same diff. Replacing is the only real fix.
+ * - mustRun: a refresh that finds a container not running records mustRun false, and the provider's update
+ *   would then just start it. That is wrong for a container whose creation was cut short (SSH lost between
+ *   Docker's create and the provider's network connects, file uploads and start): it is in the state, with
+ *   an error, and would start without its secret files. Recreating it from its declaration is right in
+ *   every case, including a container stopped by hand.
  */
-export const CONTAINER_REPLACE_ON_CHANGES = ["healthcheck"];
+export const CONTAINER_REPLACE_ON_CHANGES = ["healthcheck", "mustRun"];
 
 export interface HealthcheckArgs {
     tests: string[];

@@ -52,26 +52,36 @@ stopped_by_hand_then_up() {
     back_within "$STACK" "$HTTPS_PORT" 60 "docker stop of the API and Nginx, then pulumi up" &&
         pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
 }
-# The box's sshd and every session it serves go away in the middle of an up that replaces the API.
+# The box's sshd and every session it serves go away in the middle of an up that replaces the API, at
+# the worst moment: right after Docker created the new release's container, before the provider connected
+# its networks, uploaded its secret files and started it. The provider records such a container in the
+# state with an error, and a later refresh finds it stopped; only recreating it (never starting it as it
+# is) gives it its files. A read of Docker's events reacts within milliseconds, where each of the
+# provider's calls goes through SSH.
 ssh_cut_mid_up() {
-    local before_id out rc pid
-    before_id=$(app_container "$STACK" api) || return 1
+    local out rc pid name state
     pulumi config set --stack "$STACK" --path 'apps[0].env.E2E_RELEASE' ssh-cut || return 1
+    exec {events}< <(timeout 300 docker events --filter type=container --filter event=create \
+        --filter "label=vps-stack.stack=$STACK" --filter label=vps-stack.service=api --format '{{.Actor.Attributes.name}}')
+    local watcher=$!
     up "$STACK" >"$E2E/ssh-cut.log" 2>&1 &
     pid=$!
-    # Cut once the new release's container exists, i.e. while the release is being gated.
-    for _ in $(seq 240); do
-        [ "$(docker ps -a --filter "label=vps-stack.stack=$STACK" --filter label=vps-stack.service=api --format '{{.Names}}' | grep -vc -- -migrate)" -gt 1 ] && break
-        sleep 0.25
+    while IFS= read -r -t 240 name <&"$events"; do
+        case "$name" in *-migrate) ;; *) break ;; esac
     done
     pkill -KILL -f "sshd -f $E2E/sshd_config" || pkill -KILL -f "sshd: $DEPLOY_USER"
     pkill -KILL -f "sshd: $DEPLOY_USER" 2>/dev/null
+    exec {events}<&-
+    kill "$watcher" 2>/dev/null
     wait "$pid"
     rc=$?
     out=$(cat "$E2E/ssh-cut.log")
     echo "$out"
+    state=$(docker inspect -f '{{.State.Status}}' "$name" 2>/dev/null) || state=missing
+    note "SSH cut after Docker created $name; it was left $state"
     /usr/sbin/sshd -f "$E2E/sshd_config" -E "$E2E/sshd.log" || { echo "sshd did not restart"; return 1; }
     for _ in $(seq 20); do "${SSH[@]}" true >/dev/null 2>&1 && break; sleep 0.5; done
+    [ -n "$name" ] || { echo "no container of a new release was created"; return 1; }
     [ "$rc" -ne 0 ] || { echo "pulumi up succeeded although SSH was cut"; return 1; }
     grep -qiE 'ssh|connection|dial' <<<"$out" || { echo "the failure does not name the connection"; return 1; }
 }
@@ -131,7 +141,7 @@ for svc in postgres redis api nginx backup; do
 done
 check "F3. after releases and proxy reloads, another daemon restart still brings Nginx back" proxy_never_marked_stopped
 check "F4. docker stop of the API and Nginx, then a plain pulumi up: both running again, no change left" stopped_by_hand_then_up
-check "F5. SSH cut in the middle of an up that replaces the API: the up fails naming the connection" ssh_cut_mid_up
+check "F5. SSH cut right after Docker created the new release's container: the up fails naming the connection" ssh_cut_mid_up
 check "F6. the next pulumi up converges, no change left, no data lost" converges_after_cut
 check "F7. PostgreSQL killed while a backup runs: the backup fails loudly and leaves no partial file" backup_fails_loudly
 check "F8. the next backup succeeds and the max-age check passes" next_backup_succeeds

@@ -101,11 +101,11 @@ describe("ApiService", () => {
         expect(container(`vps-stack-preprod-api-${rel(stack, "api")}-1`).image).toMatch(/^sha256:/);
     });
 
-    it("within a release (fixed names) is replaced delete-first, and on any healthcheck change", async () => {
+    it("within a release (fixed names) is replaced delete-first, on any healthcheck change, and when found not running", async () => {
         const stack = await build(preprodConfig());
         const opts = rawProps.get(`vps-stack-app-api-${rel(stack, "api")}-1`)!.opts as pulumi.CustomResourceOptions;
         expect(opts.deleteBeforeReplace).toBe(true);
-        expect(opts.replaceOnChanges).toEqual(["healthcheck"]);
+        expect(opts.replaceOnChanges).toEqual(["healthcheck", "mustRun"]);
     });
 
     it("writes capabilities as Docker reads them back", async () => {
