@@ -1,21 +1,28 @@
 #!/bin/sh
 # vps-stack-backup: scheduled pg_dump with checksums, retention, a heartbeat, test restores and a guarded
-# restore. Runs in the stack's backup container (the PostgreSQL image, so pg_dump matches the server) and,
-# in tests, directly on a machine with PostgreSQL. POSIX sh + awk: works with busybox, dash and bash.
+# restore; continuous WAL (pg_receivewal), base backups (pg_basebackup) and point-in-time recovery. Runs in
+# the stack's backup and WAL containers (the PostgreSQL image, so the tools match the server) and, in tests,
+# directly on a machine with PostgreSQL. POSIX sh + awk: works with busybox, dash and bash.
 #
 #   vps-stack-backup run                      take a backup now (refuses if one is already running)
-#   vps-stack-backup check                    exit 1 if the last good backup is too old, or the last run failed
+#   vps-stack-backup check                    exit 1 if the last good backup (or base backup) is too old, or the last run failed
 #   vps-stack-backup verify [FILE]            restore FILE (default: latest) into a throwaway database and check it
 #   vps-stack-backup restore [FILE] --confirm restore FILE (default: latest) into the database, after a safety dump
-#   vps-stack-backup list                     backups, newest first
-#   vps-stack-backup status                   markers of the last backup and verification
-#   vps-stack-backup schedule                 run backups and verifications on their cron schedules (the container's main process)
+#   vps-stack-backup list                     backups and base backups, newest first, and the WAL range
+#   vps-stack-backup status                   markers of the last backup, verification and base backup
+#   vps-stack-backup schedule                 run backups, verifications and base backups on their cron schedules (the container's main process)
+#   vps-stack-backup base                     take a base backup now (pg_basebackup), then expire old ones and the WAL they needed
+#   vps-stack-backup receive-wal              stream WAL into BACKUP_DIR/wal with pg_receivewal (the WAL container's main process)
+#   vps-stack-backup wal-check                exit 0 when the replication slot exists and a receiver is streaming from it
+#   vps-stack-backup pitr-restore-into DIR [--to TIME]  recover the newest fitting base backup and the WAL into the
+#                                             empty directory DIR, to TIME (default: the end of the WAL), as root
 #   vps-stack-backup retention                read backup names on stdin, print "keep NAME" / "delete NAME" (pure)
 #   vps-stack-backup cron-match LISTS M H DOM MON DOW  exit 0 when the expanded schedule matches (pure)
 #
 # Settings (environment): PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE, BACKUP_DIR, BACKUP_PREFIX,
-# KEEP_DAILY KEEP_WEEKLY KEEP_MONTHLY, MAX_AGE_HOURS, BACKUP_SCHEDULE, VERIFY_SCHEDULE (expanded to value
-# lists by the program: see cron-match), TZ.
+# KEEP_DAILY KEEP_WEEKLY KEEP_MONTHLY, MAX_AGE_HOURS, BACKUP_SCHEDULE, VERIFY_SCHEDULE, BASE_SCHEDULE (expanded
+# to value lists by the program: see cron-match; BASE_SCHEDULE empty = no base backups), TZ; WAL_USER (the
+# replication role, its password in PGPASSFILE), WAL_SLOT, PITR_DAYS, BASE_MAX_AGE_HOURS, PITR_WAIT_SECONDS.
 set -eu
 # Backups, checksums and markers are the database's contents and metadata: private to the owner.
 umask 077
@@ -28,6 +35,12 @@ KEEP_MONTHLY=${KEEP_MONTHLY:-6}
 MAX_AGE_HOURS=${MAX_AGE_HOURS:-26}
 BACKUP_SCHEDULE=${BACKUP_SCHEDULE:-0 2 * * *}
 VERIFY_SCHEDULE=${VERIFY_SCHEDULE:-0 4 * * 0}
+WAL_USER=${WAL_USER:-vps_stack_wal}
+WAL_SLOT=${WAL_SLOT:-vps_stack_wal}
+BASE_SCHEDULE=${BASE_SCHEDULE:-}
+PITR_DAYS=${PITR_DAYS:-7}
+BASE_MAX_AGE_HOURS=${BASE_MAX_AGE_HOURS:-26}
+PITR_WAIT_SECONDS=${PITR_WAIT_SECONDS:-600}
 
 LOCK_FILE="$BACKUP_DIR/.lock"
 SUCCESS="$BACKUP_DIR/last-success"
@@ -35,6 +48,14 @@ FAILURE="$BACKUP_DIR/last-failure"
 VERIFY_SUCCESS="$BACKUP_DIR/last-verify-success"
 VERIFY_FAILURE="$BACKUP_DIR/last-verify-failure"
 INSTALLED="$BACKUP_DIR/.installed"
+WAL_DIR="$BACKUP_DIR/wal"
+BASE_DIR="$BACKUP_DIR/base"
+BASE_LOCK_FILE="$BACKUP_DIR/.lock-base"
+BASE_SUCCESS="$BACKUP_DIR/last-base-success"
+BASE_FAILURE="$BACKUP_DIR/last-base-failure"
+# A WAL segment file name: 24 upper-case hex digits (timeline, log, segment).
+HEX8='[0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F]'
+SEGMENT="$HEX8$HEX8$HEX8"
 
 log() { printf '%s vps-stack-backup: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -234,7 +255,9 @@ retention() {
 
 # ---------------------------------------------------------------------------------------------------
 # check: the heartbeat. Fails when the last backup or verification failed, or the last good backup is
-# older than MAX_AGE_HOURS. A fresh install gets MAX_AGE_HOURS of grace before its first backup.
+# older than MAX_AGE_HOURS. A fresh install gets MAX_AGE_HOURS of grace before its first backup. With
+# BASE_SCHEDULE, the same for base backups: the last base backup failed, or the newest complete one is
+# older than BASE_MAX_AGE_HOURS (with as much grace after installation).
 # ---------------------------------------------------------------------------------------------------
 cmd_check() {
     t=$(now)
@@ -242,6 +265,7 @@ cmd_check() {
     ok_time=$(marker_get "$SUCCESS" time)
     fail_time=$(marker_get "$FAILURE" time)
     vfail_time=$(marker_get "$VERIFY_FAILURE" time)
+    installed=$(marker_get "$INSTALLED" time)
     # A success removes the failure marker, so a failure marker is always the latest news.
     if [ -n "$fail_time" ]; then
         echo "FAIL: the last backup failed at $(marker_get "$FAILURE" iso): $(marker_get "$FAILURE" reason)"
@@ -252,20 +276,52 @@ cmd_check() {
         exit 1
     fi
     if [ -z "$ok_time" ]; then
-        installed=$(marker_get "$INSTALLED" time)
         if [ -n "$installed" ] && [ $((t - installed)) -lt "$max" ]; then
-            echo "OK: no backup yet; the first is due within ${MAX_AGE_HOURS}h of installation"
-            exit 0
+            dump_ok="OK: no backup yet; the first is due within ${MAX_AGE_HOURS}h of installation"
+        else
+            echo "FAIL: no successful backup in $BACKUP_DIR"
+            exit 1
         fi
-        echo "FAIL: no successful backup in $BACKUP_DIR"
+    else
+        age=$((t - ok_time))
+        if [ "$age" -gt "$max" ]; then
+            echo "FAIL: the last good backup ($(marker_get "$SUCCESS" file)) is $((age / 3600))h old; the limit is ${MAX_AGE_HOURS}h"
+            exit 1
+        fi
+        dump_ok="OK: last good backup $(marker_get "$SUCCESS" file), $((age / 60)) minutes ago, $(marker_get "$SUCCESS" size) bytes"
+    fi
+    [ -z "$BASE_SCHEDULE" ] || check_base "$t" "$installed"
+    echo "$dump_ok"
+    [ -z "$BASE_SCHEDULE" ] || echo "$base_ok"
+}
+
+check_base() {
+    t=$1
+    installed=$2
+    bmax=$((BASE_MAX_AGE_HOURS * 3600))
+    bok_time=$(marker_get "$BASE_SUCCESS" time)
+    bfail_time=$(marker_get "$BASE_FAILURE" time)
+    if [ -n "$bfail_time" ] && { [ -z "$bok_time" ] || [ "$bfail_time" -ge "$bok_time" ]; }; then
+        echo "FAIL: the last base backup failed at $(marker_get "$BASE_FAILURE" iso): $(marker_get "$BASE_FAILURE" reason)"
         exit 1
     fi
-    age=$((t - ok_time))
-    if [ "$age" -gt "$max" ]; then
-        echo "FAIL: the last good backup ($(marker_get "$SUCCESS" file)) is $((age / 3600))h old; the limit is ${MAX_AGE_HOURS}h"
+    newest=$(list_bases | tail -n 1)
+    if [ -z "$newest" ]; then
+        if [ -n "$installed" ] && [ $((t - installed)) -lt "$bmax" ]; then
+            base_ok="OK: no base backup yet; the first is due within ${BASE_MAX_AGE_HOURS}h of installation"
+            return 0
+        fi
+        echo "FAIL: no complete base backup in $BASE_DIR: point-in-time recovery is impossible until one is taken"
         exit 1
     fi
-    echo "OK: last good backup $(marker_get "$SUCCESS" file), $((age / 60)) minutes ago, $(marker_get "$SUCCESS" size) bytes"
+    bfinished=${newest%% *}
+    bname=$(echo "$newest" | cut -d ' ' -f 2)
+    bage=$((t - bfinished))
+    if [ "$bage" -gt "$bmax" ]; then
+        echo "FAIL: the newest base backup ($bname) is $((bage / 3600))h old; the limit is ${BASE_MAX_AGE_HOURS}h"
+        exit 1
+    fi
+    base_ok="OK: newest base backup $bname, $((bage / 60)) minutes ago"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -356,18 +412,500 @@ cmd_restore() {
     log "restore ok: ${PGDATABASE:-?} now holds $(basename "$dump") (safety dump: $(basename "$safety"))"
 }
 
+# ---------------------------------------------------------------------------------------------------
+# Continuous WAL and base backups. The WAL container streams the server's WAL into $WAL_DIR with
+# pg_receivewal (flushed on every write; the segment being written is XXXXXXXX.partial); base backups
+# are pg_basebackup tars in $BASE_DIR/$BACKUP_PREFIX-<time>/, each with a `done` marker written last.
+# Together they restore to any moment after the oldest kept base backup (pitr-restore-into).
+# ---------------------------------------------------------------------------------------------------
+base_pattern() { printf '%s-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z' "$BACKUP_PREFIX"; }
+
+iso_of() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo "@$1"; }
+
+# Complete base backups, oldest first, one a line: "FINISHED NAME START_WAL" (a directory without a valid
+# `done` marker is not one, and is never used or deleted).
+list_bases() {
+    [ -d "$BASE_DIR" ] || return 0
+    pattern=$(base_pattern)
+    for d in "$BASE_DIR"/$pattern; do
+        [ -f "$d/done" ] || continue
+        f=$(marker_get "$d/done" finished)
+        w=$(marker_get "$d/done" start_wal)
+        case $f in '' | *[!0-9]*) continue ;; esac
+        # shellcheck disable=SC2254 # a pattern on purpose
+        case $w in $SEGMENT) ;; *) continue ;; esac
+        printf '%s %s %s\n' "$f" "$(basename "$d")" "$w"
+    done | sort -k1,1n -k2,2
+}
+
+# The files in $WAL_DIR pg_receivewal made: segments, at most one .partial, timeline .history files.
+list_wal() {
+    [ -d "$WAL_DIR" ] || return 0
+    for f in "$WAL_DIR"/$SEGMENT "$WAL_DIR"/$SEGMENT.partial "$WAL_DIR"/$HEX8.history; do
+        [ -f "$f" ] && basename "$f"
+    done | sort
+}
+
+wal_range() {
+    segments=$(list_wal | grep -v '\.history$' || true)
+    if [ -z "$segments" ]; then
+        echo "wal/: no WAL segment"
+    else
+        printf 'wal/: %s segments, %s .. %s\n' "$(echo "$segments" | wc -l | tr -d ' ')" "$(echo "$segments" | head -n 1)" "$(echo "$segments" | tail -n 1)"
+    fi
+}
+
+valid_slot() {
+    case $WAL_SLOT in
+        '' | *[!abcdefghijklmnopqrstuvwxyz0123456789_]*) die "WAL_SLOT '$WAL_SLOT' is not a replication slot name (lower-case letters, digits and _ only)" ;;
+    esac
+    [ ${#WAL_SLOT} -le 63 ] || die "WAL_SLOT '$WAL_SLOT' is longer than 63 characters"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# base: pg_basebackup -Ft into base/.NAME.partial, the `done` marker, rename; markers; then retention:
+# keep the base backups that finished within PITR_DAYS days and always the newest complete one, and
+# remove the WAL older than the oldest kept one needs. Its own lock: a base backup never blocks a dump.
+# ---------------------------------------------------------------------------------------------------
+base_failed() {
+    rm -rf "$BASE_PARTIAL"
+    write_marker "$BASE_FAILURE" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "reason=$1"
+    die "base backup FAILED: $1; nothing was kept"
+}
+
+cmd_base() {
+    mkdir -p "$BASE_DIR"
+    exec 8>"$BASE_LOCK_FILE"
+    if ! flock -n 8; then
+        log "another base backup is running (lock: $BASE_LOCK_FILE); not starting a second one"
+        exit 75
+    fi
+    # With the lock held, a partial directory is what a killed run left.
+    for p in "$BASE_DIR"/.$(base_pattern).partial; do
+        [ -e "$p" ] || continue
+        rm -rf "$p"
+        log "removed $(basename "$p"), left by an interrupted base backup"
+    done
+    started=$(now)
+    name="$BACKUP_PREFIX-$(date -u +%Y%m%dT%H%M%SZ)"
+    while [ -e "$BASE_DIR/$name" ]; do
+        sleep 1
+        name="$BACKUP_PREFIX-$(date -u +%Y%m%dT%H%M%SZ)"
+    done
+    BASE_PARTIAL="$BASE_DIR/.$name.partial"
+    trap 'rm -rf "$BASE_PARTIAL"' EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    log "base backup of ${PGHOST:-local}:${PGPORT:-5432} as $WAL_USER to $BASE_DIR/$name"
+    if ! pg_basebackup -D "$BASE_PARTIAL" -Ft -X fetch --checkpoint=fast --no-password -U "$WAL_USER" -l "vps-stack $name"; then
+        base_failed "pg_basebackup failed"
+    fi
+    [ -f "$BASE_PARTIAL/base.tar" ] || base_failed "pg_basebackup wrote no base.tar"
+    # "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)": the first segment recovery needs.
+    label=$(tar -xOf "$BASE_PARTIAL/base.tar" backup_label) || base_failed "cannot read backup_label in base.tar"
+    start_wal=$(printf '%s\n' "$label" | sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]*\)).*$/\1/p' | head -n 1)
+    # shellcheck disable=SC2254 # a pattern on purpose
+    case $start_wal in $SEGMENT) ;; *) base_failed "no START WAL LOCATION in the backup_label of base.tar" ;; esac
+    size=0
+    for f in "$BASE_PARTIAL"/*; do size=$((size + $(wc -c <"$f"))); done
+    write_marker "$BASE_PARTIAL/done" "started=$started" "finished=$(now)" "start_wal=$start_wal" "size=$size"
+    mv "$BASE_PARTIAL" "$BASE_DIR/$name"
+    trap - EXIT INT TERM
+    write_marker "$BASE_SUCCESS" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "name=$name" "start_wal=$start_wal" "size=$size" "seconds=$(($(now) - started))"
+    rm -f "$BASE_FAILURE"
+    log "base backup ok: $name ($size bytes, WAL from $start_wal)"
+    prune_bases
+}
+
+prune_bases() {
+    keep_from=$(($(now) - PITR_DAYS * 86400))
+    newest=$(list_bases | tail -n 1 | cut -d ' ' -f 2)
+    if [ -z "$newest" ]; then
+        log "no complete base backup: no base backup or WAL is removed"
+        return 0
+    fi
+    list_bases | while read -r finished bname _; do
+        if [ "$finished" -ge "$keep_from" ] || [ "$bname" = "$newest" ]; then continue; fi
+        rm -rf "${BASE_DIR:?}/$bname"
+        log "retention: deleted base backup $bname (finished $(iso_of "$finished"), more than $PITR_DAYS days ago)"
+    done
+    # The timeline is ignored (pg_archivecleanup does the same): the earliest position any kept base needs.
+    oldest_wal=$(list_bases | awk '{ k = substr($3, 9) ""; if (w == "" || k < m) { m = k; w = $3 } } END { print w }')
+    if [ -z "$oldest_wal" ] || [ ! -d "$WAL_DIR" ]; then return 0; fi
+    if pg_archivecleanup "$WAL_DIR" "$oldest_wal"; then
+        log "retention: WAL before $oldest_wal removed (the oldest kept base backup starts there)"
+    else
+        log "retention: pg_archivecleanup failed; the WAL before $oldest_wal stays"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------------
+# receive-wal: the WAL container's main process. pg_receivewal runs as a background child that the
+# shell waits for, so that a SIGTERM (docker stop) is handled at once and passed on; a shell defers
+# traps until a foreground command ends.
+# ---------------------------------------------------------------------------------------------------
+CHILD=""
+run_child() {
+    "$@" &
+    CHILD=$!
+    st=0
+    wait "$CHILD" || st=$?
+    CHILD=""
+    return "$st"
+}
+
+receiver_stop() {
+    trap - TERM INT
+    log "WAL receiver: stopping (signal)"
+    if [ -n "$CHILD" ]; then
+        kill -TERM "$CHILD" 2>/dev/null || true
+        wait "$CHILD" 2>/dev/null || true
+    fi
+    exit 0
+}
+
+cmd_receive_wal() {
+    valid_slot
+    mkdir -p "$WAL_DIR"
+    trap receiver_stop TERM INT
+    log "WAL receiver: slot $WAL_SLOT as $WAL_USER on ${PGHOST:-local}:${PGPORT:-5432} into $WAL_DIR"
+    while :; do
+        if ! run_child pg_receivewal --create-slot --if-not-exists --slot "$WAL_SLOT" -U "$WAL_USER" --no-password; then
+            log "WAL receiver: cannot create or find the replication slot $WAL_SLOT (server down?); retrying in 2 s"
+            run_child sleep 2 || true
+            continue
+        fi
+        log "WAL receiver: streaming from slot $WAL_SLOT"
+        st=0
+        run_child pg_receivewal -D "$WAL_DIR" --slot "$WAL_SLOT" -U "$WAL_USER" --synchronous --no-password --no-loop || st=$?
+        log "WAL receiver: pg_receivewal exited (status $st); reconnecting in 2 s"
+        run_child sleep 2 || true
+    done
+}
+
+# wal-check: the WAL container's healthcheck.
+cmd_wal_check() {
+    valid_slot
+    if ! out=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} psql --no-password --no-psqlrc -qAt -U "$WAL_USER" -d postgres \
+        -c "SELECT active FROM pg_replication_slots WHERE slot_name = '$WAL_SLOT'" 2>&1); then
+        echo "FAIL: cannot ask ${PGHOST:-local}:${PGPORT:-5432} about slot $WAL_SLOT as $WAL_USER: $(echo "$out" | head -n 1)"
+        exit 1
+    fi
+    case $out in
+        t) echo "OK: replication slot $WAL_SLOT is active (a WAL receiver is streaming)" ;;
+        f)
+            echo "FAIL: replication slot $WAL_SLOT exists but no WAL receiver is connected to it"
+            exit 1
+            ;;
+        '')
+            echo "FAIL: no replication slot $WAL_SLOT on ${PGHOST:-local}:${PGPORT:-5432}"
+            exit 1
+            ;;
+        *)
+            echo "FAIL: unexpected answer about slot $WAL_SLOT: $out"
+            exit 1
+            ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------------
+# pitr-restore-into DIR [--to TIME]: base backup + WAL into the empty DIR (a new volume), recovered by a
+# private PostgreSQL (no TCP, a socket in a temporary directory) until it promotes, then stopped cleanly.
+# DIR is then a primary on a new timeline, ready to be the database's volume. Run as root in a
+# throwaway container of the server's image; nothing live is touched.
+# ---------------------------------------------------------------------------------------------------
+
+# TIME -> "EPOCH .FRACTION" (the fraction may be empty) for ISO forms:
+# YYYY-MM-DD[( |T)HH:MM[:SS[.frac]]][ ][Z|UTC|+HH[[:]MM]|-HH[[:]MM]]. The same in every shell (busybox's
+# date -d is limited); without an offset TIME is UTC.
+time_to_epoch() {
+    awk -v s="$1" '
+    function days_from_civil(y, m, d,    era, yoe, doy, doe) {
+        y -= (m <= 2)
+        era = int((y >= 0 ? y : y - 399) / 400)
+        yoe = y - era * 400
+        doy = int((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1
+        doe = yoe * 365 + int(yoe / 4) - int(yoe / 100) + doy
+        return era * 146097 + doe - 719468
+    }
+    BEGIN {
+        if (s !~ /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]/) exit 1
+        y = substr(s, 1, 4) + 0; mo = substr(s, 6, 2) + 0; d = substr(s, 9, 2) + 0
+        rest = substr(s, 11); h = 0; mi = 0; se = 0; off = 0
+        if (rest ~ /^[ T][0-9][0-9]:[0-9][0-9]/) {
+            h = substr(rest, 2, 2) + 0; mi = substr(rest, 5, 2) + 0; rest = substr(rest, 7)
+            if (rest ~ /^:[0-9][0-9]/) {
+                se = substr(rest, 2, 2) + 0; rest = substr(rest, 4)
+                if (match(rest, /^\.[0-9]+/)) { frac = substr(rest, 1, RLENGTH); rest = substr(rest, RLENGTH + 1) }
+            }
+        }
+        sub(/^ /, "", rest)
+        if (rest == "" || rest == "Z" || rest == "UTC") off = 0
+        else if (rest ~ /^[+-][0-9][0-9]$/ || rest ~ /^[+-][0-9][0-9]:?[0-9][0-9]$/) {
+            om = substr(rest, 4); sub(/^:/, "", om)
+            off = (substr(rest, 2, 2) * 3600 + om * 60) * (substr(rest, 1, 1) == "-" ? -1 : 1)
+        } else exit 1
+        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) exit 1
+        printf "%.0f %s\n", days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off, frac
+    }'
+}
+
+# The command prefix that runs a program as the postgres user: the official images have gosu (Debian)
+# or su-exec (Alpine); util-linux setpriv elsewhere. Not root: we already are whoever we are.
+pg_runner() {
+    [ "$(id -u)" = 0 ] || return 0
+    if command -v gosu >/dev/null 2>&1; then
+        echo "gosu postgres"
+    elif command -v su-exec >/dev/null 2>&1; then
+        echo "su-exec postgres"
+    elif command -v setpriv >/dev/null 2>&1; then
+        echo "setpriv --reuid=postgres --regid=postgres --init-groups"
+    else
+        log "ERROR: none of gosu, su-exec or setpriv is installed: cannot run PostgreSQL as the postgres user"
+        return 1
+    fi
+}
+
+PG_PID=""
+PITR_WORK=""
+pitr_cleanup() {
+    if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
+        log "stopping the recovering PostgreSQL"
+        kill -INT "$PG_PID" 2>/dev/null || true
+        i=0
+        while kill -0 "$PG_PID" 2>/dev/null && [ "$i" -lt 60 ]; do
+            sleep 1
+            i=$((i + 1))
+        done
+        kill -KILL "$PG_PID" 2>/dev/null || true
+    fi
+    [ -z "$PITR_WORK" ] || rm -rf "$PITR_WORK"
+}
+
+# SQL on the private server, as whichever role exists (the bootstrap superuser's name is the image's
+# POSTGRES_USER, unknown here; the temporary pg_hba trusts the socket).
+pitr_sql() {
+    for role in postgres ${PGUSER:-} ${POSTGRES_USER:-}; do
+        if out=$(psql --no-password --no-psqlrc -qAt -h "$PITR_WORK/run" -p 5432 -U "$role" -d postgres -c "$1" 2>/dev/null); then
+            printf '%s\n' "$out"
+            return 0
+        fi
+    done
+    return 1
+}
+
+pitr_failed() {
+    # $1: the server's exit status
+    if grep -q 'recovery ended before configured recovery target was reached' "$PG_LOG"; then
+        last=$(last_replayed)
+        reason="no WAL reaches $PITR_TO: the WAL in $WAL_DIR ends before it${last:+ (the last transaction in it committed at $last)}; without --to the restore goes to the end of the WAL"
+    elif grep -q 'requested recovery stop point is before consistent recovery point' "$PG_LOG"; then
+        reason="$PITR_TO is before the end of base backup $PITR_BASE; an older base backup is needed"
+    elif grep -q -e 'WAL ends before end of online backup' -e 'could not locate required checkpoint record' -e 'could not find redo location' -e 'WAL ends before consistent recovery point' "$PG_LOG"; then
+        reason="WAL that base backup $PITR_BASE needs is missing from $WAL_DIR and from base.tar"
+    else
+        reason="PostgreSQL exited (status $1) before the recovery finished"
+    fi
+    log "the last lines of the recovering PostgreSQL's log:"
+    tail -n 25 "$PG_LOG" >&2
+    die "point-in-time restore FAILED: $reason. $PITR_DIR is left as it is: delete it"
+}
+
+# The commit time of the last transaction replayed, from the log (empty when none was).
+last_replayed() { sed -n 's/.*last completed transaction was at log time \(.*\)$/\1/p' "$PG_LOG" | tail -n 1; }
+
+cmd_pitr_restore_into() {
+    PITR_DIR=""
+    PITR_TO=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --to)
+                [ $# -ge 2 ] || die "--to needs a TIME"
+                PITR_TO=$2
+                shift 2
+                ;;
+            --to=*)
+                PITR_TO=${1#--to=}
+                shift
+                ;;
+            -*) die "unknown option $1" ;;
+            *)
+                [ -z "$PITR_DIR" ] || die "one DIR only (usage: pitr-restore-into DIR [--to TIME])"
+                PITR_DIR=$1
+                shift
+                ;;
+        esac
+    done
+    [ -n "$PITR_DIR" ] || die "usage: pitr-restore-into DIR [--to TIME]"
+    case $PITR_DIR in /*) ;; *) PITR_DIR="$(pwd)/$PITR_DIR" ;; esac
+    mkdir -p "$PITR_DIR"
+    [ -z "$(ls -A "$PITR_DIR")" ] || die "$PITR_DIR is not empty: restore into an empty directory (a new volume)"
+
+    # The base backup: the newest that finished before the target (its consistency point is earlier).
+    if [ -n "$PITR_TO" ]; then
+        # PostgreSQL gets the same instant in one form it always reads: at startup it knows no zone
+        # abbreviation (not even Z), and without an offset it would use the server's time zone.
+        if parsed=$(time_to_epoch "$PITR_TO"); then
+            target=${parsed%% *}
+            frac=${parsed#* }
+        elif target=$(date -u -d "$PITR_TO" +%s 2>/dev/null) && [ -n "$target" ]; then
+            frac=""
+        else
+            die "cannot read the time '$PITR_TO': give YYYY-MM-DD HH:MM:SS[.frac][Z|+HH[:MM]] (no offset = UTC)"
+        fi
+        pg_target="$(date -u -d "@$target" '+%Y-%m-%d %H:%M:%S')$frac+00"
+        [ "$pg_target" = "$PITR_TO" ] || log "recovery target: '$PITR_TO' is $pg_target"
+        chosen=$(list_bases | awk -v t="$target" '$1 < t + 0' | tail -n 1)
+        if [ -z "$chosen" ]; then
+            oldest=$(list_bases | head -n 1)
+            [ -n "$oldest" ] || die "no complete base backup in $BASE_DIR: there is nothing to restore from"
+            die "no base backup finished before $PITR_TO (the oldest, $(echo "$oldest" | cut -d ' ' -f 2), finished at $(iso_of "${oldest%% *}")): cannot recover to that time"
+        fi
+    else
+        chosen=$(list_bases | tail -n 1)
+        [ -n "$chosen" ] || die "no complete base backup in $BASE_DIR: there is nothing to restore from"
+    fi
+    PITR_BASE=$(echo "$chosen" | cut -d ' ' -f 2)
+    start_wal=$(echo "$chosen" | cut -d ' ' -f 3)
+    [ -f "$BASE_DIR/$PITR_BASE/base.tar" ] || die "base backup $PITR_BASE has no base.tar"
+    pg_bin=$(command -v postgres) || die "postgres is not on PATH"
+    runas=$(pg_runner) || exit 1
+
+    PITR_WORK=$(mktemp -d "${TMPDIR:-/tmp}/vps-stack-pitr.XXXXXX")
+    trap pitr_cleanup EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    # restore_command is a shell command line: the path must need no quoting.
+    case $PITR_WORK in *[!A-Za-z0-9/._-]*) die "temporary directory $PITR_WORK has characters restore_command cannot take" ;; esac
+    staging="$PITR_WORK/wal"
+    mkdir "$staging" "$PITR_WORK/run"
+    PG_LOG="$PITR_WORK/postgres.log"
+
+    log "restoring base backup $PITR_BASE (finished $(iso_of "${chosen%% *}"), WAL from $start_wal) into $PITR_DIR, to ${PITR_TO:-the end of the WAL}"
+    tar -xf "$BASE_DIR/$PITR_BASE/base.tar" -C "$PITR_DIR" || die "cannot unpack $PITR_BASE/base.tar into $PITR_DIR"
+    if [ -f "$BASE_DIR/$PITR_BASE/backup_manifest" ] && command -v pg_verifybackup >/dev/null 2>&1; then
+        pg_verifybackup -q -m "$BASE_DIR/$PITR_BASE/backup_manifest" "$PITR_DIR" ||
+            die "base backup $PITR_BASE does not match its backup_manifest (damaged?); $PITR_DIR is left as it is: delete it"
+    fi
+
+    # The WAL from the base backup's start on (the timeline is ignored, as in pg_archivecleanup) and
+    # every timeline history, copied: the receiver and the base job's cleanup keep changing $WAL_DIR.
+    from=$(echo "$start_wal" | cut -c 9-)
+    list_wal | awk -v from="$from" '/\.history$/ || (length($0) == 24 && substr($0, 9) "" >= from "")' >"$PITR_WORK/wal-list"
+    while read -r seg; do
+        cp "$WAL_DIR/$seg" "$staging/$seg" || die "cannot copy $WAL_DIR/$seg"
+    done <"$PITR_WORK/wal-list"
+    # The segment pg_receivewal is writing: recovery reads it under its final name. It may have been
+    # completed (renamed) since the listing.
+    partial=$(list_wal | grep '\.partial$' | tail -n 1 || true)
+    if [ -n "$partial" ] && [ ! -e "$staging/${partial%.partial}" ]; then
+        cp "$WAL_DIR/$partial" "$staging/${partial%.partial}" 2>/dev/null || cp "$WAL_DIR/${partial%.partial}" "$staging/${partial%.partial}" ||
+            die "cannot copy $WAL_DIR/$partial"
+    fi
+    staged=$(find "$staging" -type f | wc -l | tr -d ' ')
+    log "staged $staged WAL files$([ -z "$partial" ] || echo ", the newest from $partial")"
+
+    touch "$PITR_DIR/recovery.signal"
+    # Recovery settings go on the command line, never into DIR's files: the restored volume keeps its
+    # own postgresql.conf and pg_hba.conf untouched. Our own pg_hba (trust, socket only) and ident file.
+    printf 'local all all trust\n' >"$PITR_WORK/run/pg_hba.conf"
+    : >"$PITR_WORK/run/pg_ident.conf"
+    : >"$PG_LOG"
+    if [ "$(id -u)" = 0 ]; then
+        chown -R postgres:postgres "$PITR_DIR" "$PITR_WORK" || die "cannot give $PITR_DIR to the postgres user"
+    fi
+    chmod 700 "$PITR_DIR"
+    set -- -D "$PITR_DIR" -c port=5432 -c listen_addresses= -c unix_socket_directories="$PITR_WORK/run" \
+        -c hba_file="$PITR_WORK/run/pg_hba.conf" -c ident_file="$PITR_WORK/run/pg_ident.conf" \
+        -c archive_mode=off -c "restore_command=cp $staging/%f %p" \
+        -c recovery_target_action=promote -c recovery_target_timeline=latest \
+        -c timezone=UTC -c lc_messages=C -c logging_collector=off -c log_destination=stderr
+    if [ -n "$PITR_TO" ]; then set -- "$@" -c "recovery_target_time=$pg_target"; fi
+    # shellcheck disable=SC2086 # the runner is a command and its arguments
+    $runas "$pg_bin" "$@" >"$PG_LOG" 2>&1 &
+    PG_PID=$!
+
+    # Promoted = the postmaster reports "ready" (postmaster.pid's status line) and SQL agrees.
+    waited=0
+    ready_seen=0
+    while :; do
+        if ! kill -0 "$PG_PID" 2>/dev/null; then
+            st=0
+            wait "$PG_PID" || st=$?
+            PG_PID=""
+            pitr_failed "$st"
+        fi
+        pm_status=$(sed -n 8p "$PITR_DIR/postmaster.pid" 2>/dev/null | tr -d ' ' || true)
+        if [ "$pm_status" = ready ]; then
+            in_recovery=$(pitr_sql "SELECT pg_is_in_recovery()" || true)
+            [ "$in_recovery" != f ] || break
+            # Ready is only reported once recovery has ended; no role to confirm it is no reason to wait.
+            if [ -z "$in_recovery" ] && [ "$ready_seen" -ge 10 ]; then break; fi
+            ready_seen=$((ready_seen + 1))
+        fi
+        if [ "$waited" -ge "$PITR_WAIT_SECONDS" ]; then
+            tail -n 25 "$PG_LOG" >&2
+            die "point-in-time restore FAILED: not promoted after ${PITR_WAIT_SECONDS}s (raise PITR_WAIT_SECONDS for a long replay). $PITR_DIR is left as it is: delete it"
+        fi
+        if [ "$waited" -gt 0 ] && [ $((waited % 10)) = 0 ]; then
+            last=$(sed -n 's/.*restored log file "\([^"]*\)" from archive.*/\1/p' "$PG_LOG" | tail -n 1)
+            log "recovering for ${waited}s$([ -z "$last" ] || echo ", replaying $last")"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+
+    replay=$(pitr_sql "SELECT coalesce(pg_last_xact_replay_timestamp()::text, '')" || true)
+    [ -n "$replay" ] || replay=$(last_replayed)
+    timeline=$(sed -n 's/.*selected new timeline ID: \([0-9]*\).*/\1/p' "$PG_LOG" | tail -n 1)
+    if [ -n "$replay" ]; then
+        log "recovered to $replay (the last transaction replayed); promoted on timeline ${timeline:-?}"
+    else
+        log "recovered to the end of base backup $PITR_BASE (no transaction replayed after it); promoted on timeline ${timeline:-?}"
+    fi
+
+    kill -INT "$PG_PID"
+    i=0
+    while kill -0 "$PG_PID" 2>/dev/null; do
+        [ "$i" -lt 300 ] || die "PostgreSQL did not stop within 300 s after recovery; $PITR_DIR is left as it is"
+        sleep 1
+        i=$((i + 1))
+    done
+    st=0
+    wait "$PG_PID" || st=$?
+    PG_PID=""
+    [ "$st" = 0 ] || die "PostgreSQL stopped with status $st after recovery; $PITR_DIR is left as it is: delete it"
+    rm -rf "$PITR_WORK"
+    PITR_WORK=""
+    trap - EXIT INT TERM
+    log "point-in-time restore ok: $PITR_DIR holds base backup $PITR_BASE recovered to ${replay:-its end}"
+    printf 'base=%s\ntarget=%s\nrecovered_to=%s\ntimeline=%s\n' "$PITR_BASE" "${PITR_TO:-latest}" "$replay" "$timeline"
+}
+
 cmd_list() {
     list_backups | sort -r | while read -r name; do
         printf '%s\t%s bytes\n' "$name" "$(wc -c <"$BACKUP_DIR/$name" | tr -d ' ')"
     done
+    # Base backups and WAL only where there are any: a stack without them lists as before.
+    list_bases | sort -k1,1nr | while read -r finished name start_wal; do
+        printf 'base/%s\t%s bytes\tfinished %s\tWAL from %s\n' "$name" "$(marker_get "$BASE_DIR/$name/done" size)" "$(iso_of "$finished")" "$start_wal"
+    done
+    if [ -n "$(list_wal)" ]; then wal_range; fi
 }
 
 cmd_status() {
-    for f in "$SUCCESS" "$FAILURE" "$VERIFY_SUCCESS" "$VERIFY_FAILURE"; do
+    for f in "$SUCCESS" "$FAILURE" "$VERIFY_SUCCESS" "$VERIFY_FAILURE" "$BASE_SUCCESS" "$BASE_FAILURE"; do
         [ -f "$f" ] || continue
         echo "[$(basename "$f")]"
         cat "$f"
     done
+    if [ -n "$(list_bases)" ] || [ -n "$(list_wal)" ]; then
+        echo "[base backups, newest first]"
+        list_bases | sort -k1,1nr | while read -r finished name start_wal; do
+            printf 'base/%s\tfinished %s\tWAL from %s\n' "$name" "$(iso_of "$finished")" "$start_wal"
+        done
+        wal_range
+    fi
     cmd_check || true
 }
 
@@ -400,7 +938,7 @@ cmd_schedule() {
     mkdir -p "$BACKUP_DIR"
     chmod 700 "$BACKUP_DIR" || log "cannot restrict $BACKUP_DIR to its owner"
     [ -f "$INSTALLED" ] || write_marker "$INSTALLED" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    log "scheduled: backups at '$BACKUP_SCHEDULE', verification at '$VERIFY_SCHEDULE' (TZ=${TZ:-UTC}); keep $KEEP_DAILY daily, $KEEP_WEEKLY weekly, $KEEP_MONTHLY monthly"
+    log "scheduled: backups at '$BACKUP_SCHEDULE', verification at '$VERIFY_SCHEDULE', base backups at '${BASE_SCHEDULE:-never}' (TZ=${TZ:-UTC}); keep $KEEP_DAILY daily, $KEEP_WEEKLY weekly, $KEEP_MONTHLY monthly; base backups and WAL for $PITR_DAYS days"
     last=""
     while :; do
         key=$(date +%Y%m%d%H%M)
@@ -410,6 +948,7 @@ cmd_schedule() {
             set -- $(date +'%M %H %d %m %w')
             if cron_match "$BACKUP_SCHEDULE" "$@"; then ("$0" run) || log "scheduled backup failed (see above); the check now fails"; fi
             if cron_match "$VERIFY_SCHEDULE" "$@"; then ("$0" verify) || log "scheduled verification failed (see above); the check now fails"; fi
+            if [ -n "$BASE_SCHEDULE" ] && cron_match "$BASE_SCHEDULE" "$@"; then ("$0" base) || log "scheduled base backup failed (see above); the check now fails"; fi
         fi
         sleep $((61 - $(date +%S | sed 's/^0//')))
     done
@@ -425,10 +964,14 @@ case $cmd in
     list) cmd_list ;;
     status) cmd_status ;;
     schedule) cmd_schedule ;;
+    base) cmd_base ;;
+    receive-wal) cmd_receive_wal ;;
+    wal-check) cmd_wal_check ;;
+    pitr-restore-into) cmd_pitr_restore_into "$@" ;;
     retention) retention ;;
     cron-match) cron_match "$@" ;;
     *)
-        sed -n '2,20s/^# \{0,1\}//p' "$0" >&2
+        awk 'NR == 1 { next } !/^#/ { exit } { sub(/^# ?/, ""); print }' "$0" >&2
         exit 2
         ;;
 esac
