@@ -2,11 +2,11 @@
 # Builds the local stand-in images that the end-to-end tests run when no container registry
 # can be reached:
 #   postgres:16-alpine  redis:7-alpine  nginx:1.27-alpine  vps-stack-demo-api:1  vps-stack-demo-api:2
-#   certbot/certbot:v5.7.0
+#   certbot/certbot:v5.7.0  restic/restic:0.17.3
 # from Debian bookworm packages (debootstrap + apt-get in a chroot + docker import). The image
 # contracts are described in e2e/images/README.md.
 #
-# usage: e2e/images/build.sh [--force] [--list] [postgres|redis|nginx|demo-api|certbot ...]
+# usage: e2e/images/build.sh [--force] [--list] [postgres|redis|nginx|demo-api|certbot|restic ...]
 #
 # Every image carries the label vps-stack.e2e.hash, a hash of its build inputs (this script,
 # e2e/images/<image>/, and examples/demo-api/ for the demo API); an image whose tag already
@@ -29,7 +29,7 @@ CACHE_DIR="${VPS_STACK_CACHE:-${HOME:-/root}/.cache/vps-stack}/e2e/images"
 LOG_DIR="$CACHE_DIR/logs"
 DEB_CACHE="$CACHE_DIR/debs"
 BASE="$CACHE_DIR/base-$SUITE-r$BASE_REV"
-ALL_IMAGES=(postgres redis nginx demo-api certbot)
+ALL_IMAGES=(postgres redis nginx demo-api certbot restic)
 export DOCKER_BUILDKIT=0 # metadata-only `docker build` FROM the imported rootfs (see import_image)
 
 image_tags() {
@@ -39,6 +39,7 @@ image_tags() {
 		nginx) echo "nginx:1.27-alpine" ;;
 		demo-api) echo "vps-stack-demo-api:1 vps-stack-demo-api:2 vps-stack-demo-api:broken" ;;
 		certbot) echo "certbot/certbot:v5.7.0" ;;
+		restic) echo "restic/restic:0.17.3" ;;
 		*) return 1 ;;
 	esac
 }

@@ -2,7 +2,8 @@
 # shellcheck disable=SC2016 # single-quoted scripts run inside the containers
 # Proves that the stand-in images built by build.sh keep the contracts the stack relies on:
 # runs postgres, redis, the demo API and nginx on a user network, checks them, runs the stack's
-# render/scripts/vps-stack-acme.sh in the certbot image, and removes every container, network,
+# render/scripts/vps-stack-acme.sh in the certbot image, takes a restic repository through init,
+# backup, forget, check and restore in the restic image, and removes every container, network,
 # volume and temp file it made (the images stay).
 # usage: e2e/images/smoke-test.sh   (run build.sh first)
 set -euo pipefail
@@ -219,6 +220,51 @@ check "its healthcheck passes on the installed certificate (30 days left)" docke
 t0=$SECONDS
 docker stop "$ACME" >/dev/null
 check "the ACME container stops promptly on SIGTERM" test $((SECONDS - t0)) -lt 5
+
+echo "# restic/restic:0.17.3"
+RESTIC=restic/restic:0.17.3
+check_out "the entrypoint is /usr/bin/restic" '^restic [0-9]+\.[0-9]+\.[0-9]+ ' docker run --rm "$RESTIC" version
+check_out "ENTRYPOINT [/usr/bin/restic], no CMD, no VOLUME, runs as root" '^\["/usr/bin/restic"\] null null user=$' \
+	docker image inspect -f '{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.Volumes}} user={{.Config.User}}' "$RESTIC"
+check "/bin/sh, the scheduler's tools (flock, timeout, kill...), the CA bundle, jq; uid 0" \
+	docker run --rm --entrypoint /bin/sh "$RESTIC" -c '
+	for t in sleep date mv rm mkdir cat sed awk grep tail head find flock stat touch wc tr cut sort kill timeout jq; do
+		command -v "$t" >/dev/null || { echo "missing: $t"; exit 1; }
+	done
+	[ -x /usr/bin/restic ] && [ -x /bin/kill ] && [ -s /etc/ssl/certs/ca-certificates.crt ] && [ "$(id -u)" = 0 ] &&
+	flock -n /tmp/lock -c true && { timeout 1 sleep 5; [ $? = 124 ]; }'
+check_out "TZ is honoured (tzdata)" '^(CET|CEST) (CET|CEST)$' \
+	docker run --rm -e TZ=Europe/Paris --entrypoint sh "$RESTIC" -c 'echo "$(date +%Z) $(date -d @1700000000 +%Z)"'
+# a local repository, the password as a read-only 0400 file (as the stack passes it)
+mkdir -p "$TMP/restic/data/wal" "$TMP/restic/secrets"
+printf '%s\n' "restic-$RANDOM-secret" >"$TMP/restic/secrets/password"
+chmod 0400 "$TMP/restic/secrets/password"
+head -c 300000 /dev/urandom >"$TMP/restic/data/wal/000000010000000000000001"
+echo "row content" >"$TMP/restic/data/wal/000000010000000000000002.partial"
+restic_run() {
+	docker run --rm -e RESTIC_REPOSITORY=/repo -e RESTIC_PASSWORD_FILE=/run/secrets/restic_password \
+		-v "$TMP/restic/secrets/password:/run/secrets/restic_password:ro" -v "$TMP/restic/repo:/repo" \
+		-v "$TMP/restic/data:/backups:ro" -v "$TMP/restic/restore:/restore" "$@"
+}
+check_out "init a format-2 repository from RESTIC_PASSWORD_FILE" 'created restic repository' \
+	restic_run "$RESTIC" init --repository-version 2
+check_out "backup --tag wal twice: two snapshots, the second with no new file" '^2 0$' \
+	restic_run --entrypoint sh "$RESTIC" -c '
+	restic backup -q --tag wal --host vps /backups/wal &&
+	new=$(restic backup --json --tag wal --host vps /backups/wal | jq -r "select(.message_type == \"summary\") | .files_new") &&
+	echo "$(restic snapshots --json --tag wal | jq length) $new"'
+check_out "forget --keep-last 1 --prune, then check --read-data-subset 100% passes" '^1 .*no errors were found' \
+	restic_run --entrypoint sh "$RESTIC" -c '
+	restic forget -q --tag wal --keep-last 1 --prune >/dev/null &&
+	echo "$(restic snapshots --json | jq length) $(restic check --read-data-subset 100% 2>&1 | tr "\n" " ")"'
+restore_latest() {
+	restic_run "$RESTIC" restore latest --tag wal --target /restore >/dev/null &&
+		diff -r "$TMP/restic/data/wal" "$TMP/restic/restore/backups/wal"
+}
+check "restore latest gives back the same bytes" restore_latest
+check_out "the repository holds no plaintext" '^0$' sh -c "grep -rl 'row content' '$TMP/restic/repo' | wc -l"
+check_out "a wrong password is refused" 'wrong password' \
+	docker run --rm -e RESTIC_REPOSITORY=/repo -e RESTIC_PASSWORD=wrong -v "$TMP/restic/repo:/repo" "$RESTIC" snapshots
 
 echo "# failure reporting"
 docker stop "$REDIS" >/dev/null
