@@ -24,8 +24,8 @@
 # Runs as root on the host with Debian's PostgreSQL 15 (the e2e's postgres stand-in runs the same
 # binaries), as processes on loopback, not containers: the e2e's fault phase restarts dockerd. Installs
 # what it needs: postgresql-15 and restic with apt-get; the S3 server either from the cache
-# (${VPS_STACK_CACHE:-~/.cache/vps-stack}/bench/weed, SeaweedFS built from its Go module, see
-# build_seaweedfs) or moto's standalone server from PyPI in a venv. Bounded: one database, one writer at
+# (${VPS_STACK_CACHE:-~/.cache/vps-stack}/bench/weed, SeaweedFS built from its Go module and started by
+# e2e/lib/seaweedfs.sh) or moto's standalone server from PyPI in a venv. Bounded: one database, one writer at
 # 10 rows/s, a few hundred requests to the local store; everything is killed and deleted on exit.
 set -euo pipefail
 
@@ -35,7 +35,7 @@ SHIP_INTERVAL=${PITR_SHIP_INTERVAL:-30}
 WORK=${PITR_WORK:-/tmp/proto-pitr-run}
 CACHE="${VPS_STACK_CACHE:-${HOME:-/root}/.cache/vps-stack}/bench"
 PGBIN=/usr/lib/postgresql/15/bin
-SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MARKER=PITR-PLAINTEXT-MARKER
 
 log() { printf '[pitr %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -82,47 +82,31 @@ install_tools() {
     fi
 }
 
-# SeaweedFS (Apache-2.0) from its Go module through the module proxy. Its go.mod has replace directives,
-# so `go install module@version` refuses it: download the module and build in a copy of it.
-build_seaweedfs() {
-    [ -x "$CACHE/weed" ] && return 0
-    command -v go >/dev/null || return 1
-    local dir
-    dir=$(go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-    rm -rf "$CACHE/seaweedfs-src"
-    cp -r "$dir" "$CACHE/seaweedfs-src"
-    chmod -R u+w "$CACHE/seaweedfs-src"
-    (cd "$CACHE/seaweedfs-src" && go build -o "$CACHE/weed" ./weed)
-    rm -rf "$CACHE/seaweedfs-src"
-}
-
 # ------------------------------------------------------------------------------------------ the store
+# SeaweedFS is built and started by e2e/lib/seaweedfs.sh, the tests' and the e2e's store too.
 S3_PORT=
+S3_LOG=
 start_store() {
-    S3_PORT=$(free_port)
     # The store's key is a file too (restic and boto3 both read the AWS shared credentials file).
-    local key_id=proto-access-key secret
-    secret=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-    (umask 077 && printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$key_id" "$secret" >"$WORK/aws-credentials")
-    export AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
     unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
     if [ "$S3_KIND" = seaweedfs ]; then
-        mkdir -p "$WORK/s3data"
-        cat >"$WORK/s3.json" <<JSON
-{"identities":[{"name":"proto","credentials":[{"accessKey":"$key_id","secretKey":"$secret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
-JSON
-        local p1 p2 p3
-        p1=$(shuf -i 20000-29999 -n 1)
-        p2=$((p1 + 1))
-        p3=$((p1 + 2))
-        S3_PORT=$((p1 + 3))
-        "$CACHE/weed" server -dir="$WORK/s3data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port="$p1" \
-            -volume.port="$p2" -filer -filer.port="$p3" -s3 -s3.port="$S3_PORT" -s3.config="$WORK/s3.json" \
-            -volume.max=0 >"$WORK/s3.log" 2>&1 &
+        local out
+        out=$(bash "$ROOT/e2e/lib/seaweedfs.sh" start "$WORK/s3" 127.0.0.1) || die "the S3 server did not start"
+        eval "$out"
+        S3_PORT=${S3_ENDPOINT##*:}
+        STORE_PID=$S3_PID
+        S3_LOG="$WORK/s3/weed.log"
+        export AWS_SHARED_CREDENTIALS_FILE="$S3_CREDENTIALS"
     else
-        "$CACHE/venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$WORK/s3.log" 2>&1 &
+        S3_PORT=$(free_port)
+        S3_LOG="$WORK/s3.log"
+        local secret
+        secret=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+        (umask 077 && printf '[default]\naws_access_key_id = proto-access-key\naws_secret_access_key = %s\n' "$secret" >"$WORK/aws-credentials")
+        export AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-credentials"
+        "$CACHE/venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$S3_LOG" 2>&1 &
+        STORE_PID=$!
     fi
-    STORE_PID=$!
     local i
     for i in $(seq 1 60); do
         if "$CACHE/venv/bin/python" - "$S3_PORT" <<'PY' 2>/dev/null; then return 0; fi
@@ -135,7 +119,7 @@ except s3.exceptions.BucketAlreadyOwnedByYou:
 s3.list_objects_v2(Bucket="proto-backups")
 PY
         sleep 1
-        [ "$i" = 60 ] && { tail -n 20 "$WORK/s3.log" >&2; die "the S3 server did not start"; }
+        [ "$i" = 60 ] && { tail -n 20 "$S3_LOG" >&2; die "the S3 server did not start"; }
     done
 }
 
@@ -182,7 +166,7 @@ elif [ -x "$CACHE/weed" ]; then
 else
     S3_KIND=moto
 fi
-[ "$S3_KIND" = seaweedfs ] && { build_seaweedfs || die "no SeaweedFS binary and no go to build it"; }
+[ "$S3_KIND" = seaweedfs ] && { bash "$ROOT/e2e/lib/seaweedfs.sh" build >/dev/null || die "no SeaweedFS binary and no go to build it"; }
 start_store
 result "store=$S3_KIND"
 
