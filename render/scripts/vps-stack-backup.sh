@@ -22,7 +22,9 @@
 # Settings (environment): PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE, BACKUP_DIR, BACKUP_PREFIX,
 # KEEP_DAILY KEEP_WEEKLY KEEP_MONTHLY, MAX_AGE_HOURS, BACKUP_SCHEDULE, VERIFY_SCHEDULE, BASE_SCHEDULE (expanded
 # to value lists by the program: see cron-match; BASE_SCHEDULE empty = no base backups), TZ; WAL_USER (the
-# replication role, its password in PGPASSFILE), WAL_SLOT, PITR_DAYS, BASE_MAX_AGE_HOURS, PITR_WAIT_SECONDS.
+# replication role, its password in PGPASSFILE), WAL_SLOT, PITR_DAYS, BASE_MAX_AGE_HOURS, PITR_WAIT_SECONDS;
+# OFFSITE (1 = vps-stack-offsite uploads BACKUP_DIR: retention deletes only what it has shipped, and the
+# check watches its uploads), OFFSITE_MAX_AGE (seconds).
 set -eu
 # Backups, checksums and markers are the database's contents and metadata: private to the owner.
 umask 077
@@ -41,6 +43,8 @@ BASE_SCHEDULE=${BASE_SCHEDULE:-}
 PITR_DAYS=${PITR_DAYS:-7}
 BASE_MAX_AGE_HOURS=${BASE_MAX_AGE_HOURS:-26}
 PITR_WAIT_SECONDS=${PITR_WAIT_SECONDS:-600}
+OFFSITE=${OFFSITE:-0}
+OFFSITE_MAX_AGE=${OFFSITE_MAX_AGE:-600}
 
 LOCK_FILE="$BACKUP_DIR/.lock"
 SUCCESS="$BACKUP_DIR/last-success"
@@ -53,6 +57,10 @@ BASE_DIR="$BACKUP_DIR/base"
 BASE_LOCK_FILE="$BACKUP_DIR/.lock-base"
 BASE_SUCCESS="$BACKUP_DIR/last-base-success"
 BASE_FAILURE="$BACKUP_DIR/last-base-failure"
+# Written by vps-stack-offsite, the uploader, in its own container.
+OFFSITE_SUCCESS="$BACKUP_DIR/offsite-last-success"
+OFFSITE_FAILURE="$BACKUP_DIR/offsite-last-failure"
+OFFSITE_INSTALLED="$BACKUP_DIR/.offsite-installed"
 # A WAL segment file name: 24 upper-case hex digits (timeline, log, segment).
 HEX8='[0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F]'
 SEGMENT="$HEX8$HEX8$HEX8"
@@ -291,8 +299,42 @@ cmd_check() {
         dump_ok="OK: last good backup $(marker_get "$SUCCESS" file), $((age / 60)) minutes ago, $(marker_get "$SUCCESS" size) bytes"
     fi
     [ -z "$BASE_SCHEDULE" ] || check_base "$t" "$installed"
+    [ "$OFFSITE" != 1 ] || check_offsite "$t" "$installed"
     echo "$dump_ok"
     [ -z "$BASE_SCHEDULE" ] || echo "$base_ok"
+    [ "$OFFSITE" != 1 ] || echo "$offsite_ok"
+}
+
+# The uploader's markers, so that this container's health shows an off-site problem too: its last
+# upload failed after its last success, or its last success started more than OFFSITE_MAX_AGE s ago.
+# Grace for the first upload: OFFSITE_MAX_AGE s from the later of this container's and the uploader's
+# first start (the off-site copy may be added to a stack long installed).
+check_offsite() {
+    t=$1
+    installed=$2
+    ok_started=$(marker_get "$OFFSITE_SUCCESS" started)
+    ok_finished=$(marker_get "$OFFSITE_SUCCESS" finished)
+    ofail_time=$(marker_get "$OFFSITE_FAILURE" time)
+    if [ -n "$ofail_time" ] && { [ -z "$ok_finished" ] || [ "$ofail_time" -ge "$ok_finished" ]; }; then
+        echo "FAIL: the last off-site upload failed at $(marker_get "$OFFSITE_FAILURE" iso): $(marker_get "$OFFSITE_FAILURE" reason)"
+        exit 1
+    fi
+    if [ -z "$ok_started" ]; then
+        since=$(marker_get "$OFFSITE_INSTALLED" time)
+        if [ -z "$since" ] || { [ -n "$installed" ] && [ "$installed" -gt "$since" ]; }; then since=$installed; fi
+        if [ -n "$since" ] && [ $((t - since)) -le "$OFFSITE_MAX_AGE" ]; then
+            offsite_ok="OK: no off-site upload yet; the first is due within ${OFFSITE_MAX_AGE}s"
+            return 0
+        fi
+        echo "FAIL: no successful off-site upload (the uploader writes $OFFSITE_SUCCESS)"
+        exit 1
+    fi
+    oage=$((t - ok_started))
+    if [ "$oage" -gt "$OFFSITE_MAX_AGE" ]; then
+        echo "FAIL: the last successful off-site upload started ${oage}s ago; the limit is ${OFFSITE_MAX_AGE}s"
+        exit 1
+    fi
+    offsite_ok="OK: last off-site upload ${oage}s ago, snapshot $(marker_get "$OFFSITE_SUCCESS" snapshot)"
 }
 
 check_base() {
@@ -894,7 +936,7 @@ cmd_list() {
 }
 
 cmd_status() {
-    for f in "$SUCCESS" "$FAILURE" "$VERIFY_SUCCESS" "$VERIFY_FAILURE" "$BASE_SUCCESS" "$BASE_FAILURE"; do
+    for f in "$SUCCESS" "$FAILURE" "$VERIFY_SUCCESS" "$VERIFY_FAILURE" "$BASE_SUCCESS" "$BASE_FAILURE" "$OFFSITE_SUCCESS" "$OFFSITE_FAILURE"; do
         [ -f "$f" ] || continue
         echo "[$(basename "$f")]"
         cat "$f"
