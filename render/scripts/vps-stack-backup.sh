@@ -180,10 +180,27 @@ cmd_run() {
 prune() {
     list_backups | sort -r | retention | while read -r action name; do
         if [ "$action" = delete ]; then
+            if ! offsite_shipped "$BACKUP_DIR/$name" "$BACKUP_DIR/$name.sha256"; then
+                log "retention: kept $name: not off-site yet"
+                continue
+            fi
             rm -f "$BACKUP_DIR/$name" "$BACKUP_DIR/$name.sha256"
             log "retention: deleted $name"
         fi
     done
+}
+
+# With OFFSITE=1, true when every PATH (files, or directories and what they hold) is in an off-site
+# snapshot: the last successful upload started after the newest modification. Seconds are whole, so
+# "after" is strict: an upload that started in the same second may have read an older version. The
+# same test as `vps-stack-offsite shipped MTIME+1`. Without OFFSITE, everything counts as shipped.
+offsite_shipped() {
+    [ "$OFFSITE" = 1 ] || return 0
+    shipped_at=$(marker_get "$OFFSITE_SUCCESS" started)
+    case $shipped_at in '' | *[!0-9]*) return 1 ;; esac
+    newest=$(find "$@" -exec stat -c %Y {} \; 2>/dev/null | sort -n | tail -n 1)
+    [ -n "$newest" ] || return 0
+    [ "$shipped_at" -gt "$newest" ]
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -568,12 +585,24 @@ prune_bases() {
     fi
     list_bases | while read -r finished bname _; do
         if [ "$finished" -ge "$keep_from" ] || [ "$bname" = "$newest" ]; then continue; fi
+        if ! offsite_shipped "$BASE_DIR/$bname"; then
+            log "retention: kept base backup $bname: not off-site yet"
+            continue
+        fi
         rm -rf "${BASE_DIR:?}/$bname"
         log "retention: deleted base backup $bname (finished $(iso_of "$finished"), more than $PITR_DAYS days ago)"
     done
     # The timeline is ignored (pg_archivecleanup does the same): the earliest position any kept base needs.
     oldest_wal=$(list_bases | awk '{ k = substr($3, 9) ""; if (w == "" || k < m) { m = k; w = $3 } } END { print w }')
     if [ -z "$oldest_wal" ] || [ ! -d "$WAL_DIR" ]; then return 0; fi
+    # What pg_archivecleanup would remove: all of it is off-site, or none of it goes.
+    doomed=$(list_wal | awk -v before="$(echo "$oldest_wal" | cut -c 9-)" '!/\.history$/ && substr($0, 9, 16) "" < before ""')
+    set --
+    for f in $doomed; do set -- "$@" "$WAL_DIR/$f"; done
+    if [ $# -gt 0 ] && ! offsite_shipped "$@"; then
+        log "retention: kept the WAL before $oldest_wal: not off-site yet (written since the last upload started)"
+        return 0
+    fi
     if pg_archivecleanup "$WAL_DIR" "$oldest_wal"; then
         log "retention: WAL before $oldest_wal removed (the oldest kept base backup starts there)"
     else

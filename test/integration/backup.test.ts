@@ -210,6 +210,43 @@ describe("retention on a real run", () => {
         expect(names).not.toContain("test-app-20200101T020000Z.dump.sha256");
         expect(names).toContain("README.txt");
     });
+
+    it("with OFFSITE=1 deletes only the backups an off-site upload has shipped", () => {
+        const now = Math.floor(Date.now() / 1000);
+        const dump = (day: string, mtime: number) => {
+            for (const f of [`test-app-${day}T020000Z.dump`, `test-app-${day}T020000Z.dump.sha256`]) {
+                fs.writeFileSync(path.join(dir, f), "old");
+                fs.utimesSync(path.join(dir, f), mtime, mtime);
+            }
+        };
+        dump("20200101", now - 3 * 86400);
+        dump("20200102", now - 3 * 86400);
+        // Changed after the last upload started: its current content is not off-site.
+        dump("20200103", now - 100);
+        fs.writeFileSync(path.join(dir, "offsite-last-success"), `started=${now - 1000}\nfinished=${now - 990}\nsnapshot=abcd1234\n`);
+        const keepOne = { KEEP_DAILY: "1", KEEP_WEEKLY: "0", KEEP_MONTHLY: "0" };
+        const run = backup(["run"], { ...keepOne, OFFSITE: "1" });
+        expect(run.code).toBe(0);
+        expect(run.out).toContain("retention: deleted test-app-20200101T020000Z.dump");
+        expect(run.out).toContain("retention: kept test-app-20200103T020000Z.dump: not off-site yet");
+        const names = fs.readdirSync(dir);
+        expect(names).not.toContain("test-app-20200101T020000Z.dump");
+        expect(names).not.toContain("test-app-20200102T020000Z.dump.sha256");
+        expect(names).toContain("test-app-20200103T020000Z.dump");
+        expect(names).toContain("test-app-20200103T020000Z.dump.sha256");
+
+        // No upload ever succeeded: nothing goes.
+        fs.rmSync(path.join(dir, "offsite-last-success"));
+        const before = dumps();
+        const none = backup(["run"], { ...keepOne, OFFSITE: "1" });
+        expect(none.code).toBe(0);
+        expect(dumps()).toEqual(expect.arrayContaining(before));
+        expect(dumps()).toHaveLength(before.length + 1);
+
+        // Without OFFSITE, retention is what it always was.
+        expect(backup(["run"], keepOne).code).toBe(0);
+        expect(dumps()).toHaveLength(1);
+    });
 });
 
 describe("the scheduler", () => {

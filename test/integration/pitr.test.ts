@@ -258,6 +258,56 @@ describe("base backups", () => {
         expect(walFiles(d)).toEqual(["000000010000000100000000", "000000010000000100000001.partial", "00000002.history"]);
     }, 60_000);
 
+    it("with OFFSITE=1 expires only the base backups and the WAL an off-site upload has shipped", () => {
+        // The server's WAL well past the fake segments below, so that the real base backups start after them.
+        for (let i = 0; i < 3; i++) pg.sql("INSERT INTO pitr_rows (tag) VALUES ('offsite'); SELECT pg_switch_wal()");
+        const d = tmp("pitr-offsite");
+        const now = nowSecs();
+        const age = (p: string, mtime: number) => {
+            if (fs.statSync(p).isDirectory()) for (const e of fs.readdirSync(p)) age(path.join(p, e), mtime);
+            fs.utimesSync(p, mtime, mtime);
+        };
+        fakeBase(d, "test-app-20200101T000000Z", { started: now - 10 * DAY, finished: now - 10 * DAY, start_wal: "000000010000000000000001", size: 1 });
+        fakeBase(d, "test-app-20200102T000000Z", { started: now - 9 * DAY, finished: now - 9 * DAY, start_wal: "000000010000000000000002", size: 1 });
+        fakeBase(d, "test-app-20200103T000000Z", { started: now - 3 * DAY, finished: now - 3 * DAY, start_wal: "000000010000000000000003", size: 1 });
+        age(path.join(d, "base", "test-app-20200101T000000Z"), now - 10 * DAY);
+        // Written after the last upload started (a copy put back by hand, say): not off-site.
+        age(path.join(d, "base", "test-app-20200102T000000Z"), now - 60);
+        const wal = path.join(d, "wal");
+        fs.mkdirSync(wal);
+        for (const f of ["000000010000000000000001", "000000010000000000000002", "000000010000000000000003"]) {
+            fs.writeFileSync(path.join(wal, f), "");
+            age(path.join(wal, f), now - 10 * DAY);
+        }
+        const shippedAt = (t: number) => fs.writeFileSync(path.join(d, "offsite-last-success"), `started=${t}\nfinished=${t + 5}\nsnapshot=abcd1234\n`);
+        shippedAt(now - 3600);
+        const base = () => script(["base"], { dir: d, env: { PITR_DAYS: "7", OFFSITE: "1" } });
+
+        const first = base();
+        expect(first.code).toBe(0);
+        expect(first.out).toContain("retention: deleted base backup test-app-20200101T000000Z");
+        expect(first.out).toContain("retention: kept base backup test-app-20200102T000000Z: not off-site yet");
+        expect(bases(d).filter((n) => n.startsWith("test-app-2020"))).toEqual(["test-app-20200102T000000Z", "test-app-20200103T000000Z"]);
+        // The oldest kept base starts at ...02: ...01 goes, and it was shipped.
+        expect(walFiles(d)).toEqual(["000000010000000000000002", "000000010000000000000003"]);
+
+        // Now the base is off-site, but the WAL before the next oldest was written since the upload.
+        age(path.join(d, "base", "test-app-20200102T000000Z"), now - 9 * DAY);
+        age(path.join(wal, "000000010000000000000002"), now);
+        const second = base();
+        expect(second.code).toBe(0);
+        expect(second.out).toContain("retention: deleted base backup test-app-20200102T000000Z");
+        expect(second.out).toContain("retention: kept the WAL before 000000010000000000000003: not off-site yet");
+        expect(walFiles(d)).toEqual(["000000010000000000000002", "000000010000000000000003"]);
+
+        // An upload that started after it: the cleanup goes ahead.
+        shippedAt(now + 2);
+        const third = base();
+        expect(third.code).toBe(0);
+        expect(third.out).toContain("retention: WAL before 000000010000000000000003 removed");
+        expect(walFiles(d)).toEqual(["000000010000000000000003"]);
+    }, 60_000);
+
     it("fails loudly without leaving anything, and has its own lock", async () => {
         const d = tmp("pitr-basefail");
         const r = script(["base"], { dir: d, env: { PGPORT: "1" } });
