@@ -8,6 +8,7 @@
 #   vps-stack-backup check                    exit 1 if the last good backup (or base backup) is too old, or the last run failed
 #   vps-stack-backup verify [FILE]            restore FILE (default: latest) into a throwaway database and check it
 #   vps-stack-backup restore [FILE] --confirm restore FILE (default: latest) into the database, after a safety dump
+#   vps-stack-backup volumes                  archive the app volumes in VOLUMES now (tar.gz + sha256, retention per volume)
 #   vps-stack-backup list                     backups and base backups, newest first, and the WAL range
 #   vps-stack-backup status                   markers of the last backup, verification and base backup
 #   vps-stack-backup schedule                 run backups, verifications and base backups on their cron schedules (the container's main process)
@@ -19,7 +20,8 @@
 #   vps-stack-backup retention                read backup names on stdin, print "keep NAME" / "delete NAME" (pure)
 #   vps-stack-backup cron-match LISTS M H DOM MON DOW  exit 0 when the expanded schedule matches (pure)
 #
-# Settings (environment): PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE, BACKUP_DIR, BACKUP_PREFIX,
+# Settings (environment): PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE, BACKUP_DIR, BACKUP_PREFIX, VOLUMES
+# VOLUMES_DIR VOLUME_SCHEDULE,
 # KEEP_DAILY KEEP_WEEKLY KEEP_MONTHLY, MAX_AGE_HOURS, BACKUP_SCHEDULE, VERIFY_SCHEDULE, BASE_SCHEDULE (expanded
 # to value lists by the program: see cron-match; BASE_SCHEDULE empty = no base backups), TZ; WAL_USER (the
 # replication role, its password in PGPASSFILE), WAL_SLOT, PITR_DAYS, BASE_MAX_AGE_HOURS, PITR_WAIT_SECONDS;
@@ -37,6 +39,10 @@ KEEP_MONTHLY=${KEEP_MONTHLY:-6}
 MAX_AGE_HOURS=${MAX_AGE_HOURS:-26}
 BACKUP_SCHEDULE=${BACKUP_SCHEDULE:-0 2 * * *}
 VERIFY_SCHEDULE=${VERIFY_SCHEDULE:-0 4 * * 0}
+# The app volumes to archive ("<app>-<volume>" ids, mounted read-only under VOLUMES_DIR) and when.
+VOLUMES=${VOLUMES:-}
+VOLUMES_DIR=${VOLUMES_DIR:-/volumes}
+VOLUME_SCHEDULE=${VOLUME_SCHEDULE:-}
 WAL_USER=${WAL_USER:-vps_stack_wal}
 WAL_SLOT=${WAL_SLOT:-vps_stack_wal}
 BASE_SCHEDULE=${BASE_SCHEDULE:-}
@@ -52,6 +58,8 @@ FAILURE="$BACKUP_DIR/last-failure"
 VERIFY_SUCCESS="$BACKUP_DIR/last-verify-success"
 VERIFY_FAILURE="$BACKUP_DIR/last-verify-failure"
 INSTALLED="$BACKUP_DIR/.installed"
+VOLUMES_SUCCESS="$BACKUP_DIR/last-volumes-success"
+VOLUMES_FAILURE="$BACKUP_DIR/last-volumes-failure"
 WAL_DIR="$BACKUP_DIR/wal"
 BASE_DIR="$BACKUP_DIR/base"
 BASE_LOCK_FILE="$BACKUP_DIR/.lock-base"
@@ -210,7 +218,7 @@ offsite_shipped() {
 # kept by an earlier rule does not count towards a later one.
 # ---------------------------------------------------------------------------------------------------
 retention() {
-    awk -v prefix="$BACKUP_PREFIX" -v now="$(now)" -v kd="$KEEP_DAILY" -v kw="$KEEP_WEEKLY" -v km="$KEEP_MONTHLY" '
+    awk -v prefix="${RETENTION_PREFIX:-$BACKUP_PREFIX}" -v suffix="${RETENTION_SUFFIX:-.dump}" -v now="$(now)" -v kd="$KEEP_DAILY" -v kw="$KEEP_WEEKLY" -v km="$KEEP_MONTHLY" '
     function days_from_civil(y, m, d,    era, yoe, doy, doe) {
         y -= (m <= 2)
         era = int((y >= 0 ? y : y - 399) / 400)
@@ -241,8 +249,9 @@ retention() {
     {
         name = $0
         n = length(name)
-        stamp = substr(name, n - 20, 16)     # YYYYMMDDTHHMMSSZ
-        if (substr(name, 1, n - 21) != prefix "-" || substr(name, n - 4) != ".dump" || stamp !~ /^[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z$/) next
+        sl = length(suffix)
+        stamp = substr(name, n - sl - 15, 16)     # YYYYMMDDTHHMMSSZ
+        if (substr(name, 1, n - sl - 16) != prefix "-" || substr(name, n - sl + 1) != suffix || stamp !~ /^[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z$/) next
         y = substr(stamp, 1, 4) + 0; mo = substr(stamp, 5, 2) + 0; d = substr(stamp, 7, 2) + 0
         days = days_from_civil(y, mo, d)
         epoch = days * 86400 + substr(stamp, 10, 2) * 3600 + substr(stamp, 12, 2) * 60 + substr(stamp, 14, 2)
@@ -317,9 +326,11 @@ cmd_check() {
     fi
     [ -z "$BASE_SCHEDULE" ] || check_base "$t" "$installed"
     [ "$OFFSITE" != 1 ] || check_offsite "$t" "$installed"
+    volumes_ok=$(volumes_check) || { echo "$volumes_ok"; exit 1; }
     echo "$dump_ok"
     [ -z "$BASE_SCHEDULE" ] || echo "$base_ok"
     [ "$OFFSITE" != 1 ] || echo "$offsite_ok"
+    [ -z "$volumes_ok" ] || echo "$volumes_ok"
 }
 
 # The uploader's markers, so that this container's health shows an off-site problem too: its last
@@ -888,10 +899,22 @@ cmd_pitr_restore_into() {
     chmod 700 "$PITR_DIR"
     set -- -D "$PITR_DIR" -c port=5432 -c listen_addresses= -c unix_socket_directories="$PITR_WORK/run" \
         -c hba_file="$PITR_WORK/run/pg_hba.conf" -c ident_file="$PITR_WORK/run/pg_ident.conf" \
-        -c archive_mode=off -c "restore_command=cp $staging/%f %p" \
+        -c archive_mode=off -c "restore_command=cp $staging/%f %p 2>/dev/null" \
         -c recovery_target_action=promote -c recovery_target_timeline=latest \
         -c timezone=UTC -c lc_messages=C -c logging_collector=off -c log_destination=stderr
     if [ -n "$PITR_TO" ]; then set -- "$@" -c "recovery_target_time=$pg_target"; fi
+    # Recovery refuses to start with fewer connections, workers, senders, prepared transactions or locks
+    # than the server that wrote the WAL (the live server gets them on its command line, which the base
+    # backup does not hold); pg_control records them.
+    controldata=$(command -v pg_controldata || echo "$(dirname "$pg_bin")/pg_controldata")
+    for setting in $(LC_ALL=C "$controldata" "$PITR_DIR" | awk -F': *' '
+        $1 == "max_connections setting" { print "max_connections=" $2 }
+        $1 == "max_worker_processes setting" { print "max_worker_processes=" $2 }
+        $1 == "max_wal_senders setting" { print "max_wal_senders=" $2 }
+        $1 == "max_prepared_xacts setting" { print "max_prepared_transactions=" $2 }
+        $1 == "max_locks_per_xact setting" { print "max_locks_per_transaction=" $2 }'); do
+        set -- "$@" -c "$setting"
+    done
     # shellcheck disable=SC2086 # the runner is a command and its arguments
     $runas "$pg_bin" "$@" >"$PG_LOG" 2>&1 &
     PG_PID=$!
@@ -1020,15 +1043,94 @@ cmd_schedule() {
             if cron_match "$BACKUP_SCHEDULE" "$@"; then ("$0" run) || log "scheduled backup failed (see above); the check now fails"; fi
             if cron_match "$VERIFY_SCHEDULE" "$@"; then ("$0" verify) || log "scheduled verification failed (see above); the check now fails"; fi
             if [ -n "$BASE_SCHEDULE" ] && cron_match "$BASE_SCHEDULE" "$@"; then ("$0" base) || log "scheduled base backup failed (see above); the check now fails"; fi
+            if [ -n "$VOLUMES" ] && [ -n "$VOLUME_SCHEDULE" ] && cron_match "$VOLUME_SCHEDULE" "$@"; then ("$0" volumes) || log "scheduled volume archive failed (see above); the check now fails"; fi
         fi
         sleep $((61 - $(date +%S | sed 's/^0//')))
     done
+}
+
+# ---------------------------------------------------------------------------------------------------
+# volumes: each app volume in VOLUMES (mounted read-only under VOLUMES_DIR) archived as
+# volumes/<id>-<time>.tar.gz with its sha256, made under a temporary name; the dumps' retention per
+# volume. Restored by scripts/restore.sh --volume, on the host.
+# ---------------------------------------------------------------------------------------------------
+
+cmd_volumes() {
+    [ -n "$VOLUMES" ] || die "no app volume to archive (VOLUMES is empty)"
+    mkdir -p "$BACKUP_DIR/volumes"
+    exec 8>"$BACKUP_DIR/.lock-volumes"
+    flock -n 8 || { log "another volume archive is running; not starting a second one"; exit 75; }
+    started=$(now)
+    failed=""
+    for id in $VOLUMES; do
+        case $id in *[!a-z0-9-]* | '') die "bad volume id '$id'" ;; esac
+        src="$VOLUMES_DIR/$id"
+        name="$id-$(date -u +%Y%m%dT%H%M%SZ).tar.gz"
+        partial="$BACKUP_DIR/volumes/.$name.partial"
+        if [ ! -d "$src" ]; then
+            log "ERROR: volume $id is not mounted at $src"
+            failed="$failed $id"
+            continue
+        fi
+        # Owners, modes and times as they are: a restore puts back exactly these files.
+        if ! tar -C "$src" -czf "$partial" . || ! tar -tzf "$partial" >/dev/null; then
+            rm -f "$partial"
+            log "ERROR: archive of volume $id failed"
+            failed="$failed $id"
+            continue
+        fi
+        printf '%s  %s
+' "$(sha256_of "$partial")" "$name" >"$partial.sha256"
+        mv -f "$partial.sha256" "$BACKUP_DIR/volumes/$name.sha256"
+        mv -f "$partial" "$BACKUP_DIR/volumes/$name"
+        log "volume $id archived: volumes/$name ($(wc -c <"$BACKUP_DIR/volumes/$name" | tr -d ' ') bytes)"
+        for f in "$BACKUP_DIR/volumes/$id"-*.tar.gz; do [ -f "$f" ] && basename "$f"; done | sort -r |
+            RETENTION_PREFIX=$id RETENTION_SUFFIX=.tar.gz retention | while read -r action old; do
+                [ "$action" = delete ] || continue
+                if ! offsite_shipped "$BACKUP_DIR/volumes/$old" "$BACKUP_DIR/volumes/$old.sha256"; then
+                    log "retention: kept volumes/$old: not off-site yet"
+                    continue
+                fi
+                rm -f "$BACKUP_DIR/volumes/$old" "$BACKUP_DIR/volumes/$old.sha256"
+                log "retention: deleted volumes/$old"
+            done
+    done
+    if [ -n "$failed" ]; then
+        write_marker "$VOLUMES_FAILURE" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "reason=could not archive:$failed"
+        die "volume archives FAILED for:$failed"
+    fi
+    write_marker "$VOLUMES_SUCCESS" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "volumes=$VOLUMES" "seconds=$(($(now) - started))"
+    rm -f "$VOLUMES_FAILURE"
+}
+
+# Part of check: with VOLUMES, the last archive run must be good and younger than MAX_AGE_HOURS.
+volumes_check() {
+    [ -n "$VOLUMES" ] || return 0
+    t=$(now)
+    ok=$(marker_get "$VOLUMES_SUCCESS" time)
+    bad=$(marker_get "$VOLUMES_FAILURE" time)
+    if [ -n "$bad" ] && { [ -z "$ok" ] || [ "$bad" -ge "$ok" ]; }; then
+        echo "FAIL: the last archive of the app volumes failed at $(marker_get "$VOLUMES_FAILURE" iso): $(marker_get "$VOLUMES_FAILURE" reason)"
+        return 1
+    fi
+    if [ -z "$ok" ]; then
+        installed=$(marker_get "$INSTALLED" time)
+        if [ -n "$installed" ] && [ $((t - installed)) -le $((MAX_AGE_HOURS * 3600)) ]; then return 0; fi
+        echo "FAIL: no archive of the app volumes ($VOLUMES) yet"
+        return 1
+    fi
+    if [ $((t - ok)) -gt $((MAX_AGE_HOURS * 3600)) ]; then
+        echo "FAIL: the last archive of the app volumes is $(((t - ok) / 3600))h old; the limit is ${MAX_AGE_HOURS}h"
+        return 1
+    fi
+    echo "OK: app volumes ($VOLUMES) archived $(((t - ok) / 60)) min ago"
 }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
     run) cmd_run ;;
+    volumes) cmd_volumes ;;
     check) cmd_check ;;
     verify) cmd_verify "$@" ;;
     restore) cmd_restore "$@" ;;

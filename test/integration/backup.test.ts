@@ -2,6 +2,7 @@
 // verification passes on a good dump and fails on a corrupted one; a failed backup leaves nothing and
 // is reported; two runs never overlap; the max-age check fails on an old backup. Plus shellcheck.
 import { spawn, spawnSync } from "child_process";
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { PgServer, startPostgres } from "./postgres";
@@ -299,5 +300,48 @@ describe("the script is clean", () => {
         const viaBusybox = spawnSync(tool("busybox", "busybox"), ["sh", SCRIPT, "retention"], { input, env, encoding: "utf8" }).stdout;
         expect(viaBusybox).toBe(viaSh);
         expect(viaSh).toBe("keep test-app-20261122T020000Z.dump\ndelete test-app-20261121T020000Z.dump\nkeep test-app-20261101T020000Z.dump\n");
+    });
+});
+
+describe("app volumes", () => {
+    it("archives each volume with its sha256, unpacks byte for byte, keeps the retention per volume, and the check follows", () => {
+        const vols = tempDir("volumes");
+        const files: Record<string, Buffer> = { "a.bin": crypto.randomBytes(50_000), "sub/b.txt": Buffer.from("hello\n") };
+        for (const [rel, body] of Object.entries(files)) {
+            fs.mkdirSync(path.dirname(path.join(vols, "api-uploads", rel)), { recursive: true });
+            fs.writeFileSync(path.join(vols, "api-uploads", rel), body, { mode: 0o640 });
+        }
+        fs.mkdirSync(path.join(vols, "web-media"));
+        fs.mkdirSync(path.join(dir, "volumes"));
+        // Just installed: no dump due yet, so the check speaks of the volumes alone.
+        fs.writeFileSync(path.join(dir, ".installed"), `time=${Math.floor(Date.now() / 1000)}\n`);
+        // Old archives of api-uploads from ten days in a row: the daily retention keeps the newest 2.
+        for (let d = 10; d < 20; d++) {
+            for (const f of [`api-uploads-202601${d}T023000Z.tar.gz`, `api-uploads-202601${d}T023000Z.tar.gz.sha256`]) fs.writeFileSync(path.join(dir, "volumes", f), "old");
+        }
+        const env = { VOLUMES: "api-uploads web-media", VOLUMES_DIR: vols, KEEP_DAILY: "3", KEEP_WEEKLY: "0", KEEP_MONTHLY: "0" };
+        const run = backup(["volumes"], env);
+        expect([run.code, run.out]).toEqual([0, expect.stringContaining("volume api-uploads archived")]);
+        const archives = fs.readdirSync(path.join(dir, "volumes")).filter((f) => f.endsWith(".tar.gz")).sort();
+        expect(archives.filter((f) => f.startsWith("api-uploads-"))).toEqual(["api-uploads-20260118T023000Z.tar.gz", "api-uploads-20260119T023000Z.tar.gz", expect.stringMatching(/^api-uploads-\d{8}T\d{6}Z\.tar\.gz$/)]);
+        expect(archives.filter((f) => f.startsWith("web-media-"))).toHaveLength(1);
+        const newest = archives.filter((f) => f.startsWith("api-uploads-")).pop()!;
+        const check = spawnSync("sha256sum", ["-c", `${newest}.sha256`], { cwd: path.join(dir, "volumes"), encoding: "utf8" });
+        expect(check.status).toBe(0);
+        const out = tempDir("unpacked");
+        expect(spawnSync("tar", ["-xzf", path.join(dir, "volumes", newest), "-C", out]).status).toBe(0);
+        for (const [rel, body] of Object.entries(files)) {
+            expect(fs.readFileSync(path.join(out, rel)).equals(body)).toBe(true);
+            expect(fs.statSync(path.join(out, rel)).mode & 0o777).toBe(0o640);
+        }
+        expect(backup(["check"], env).out).toContain("OK: app volumes (api-uploads web-media) archived");
+
+        // A volume that is not mounted: loud, and the check fails until a good run.
+        const bad = backup(["volumes"], { ...env, VOLUMES: "api-uploads gone" });
+        expect([bad.code, bad.out]).toEqual([1, expect.stringContaining("volume gone is not mounted")]);
+        const failing = backup(["check"], env);
+        expect([failing.code, failing.out]).toEqual([1, expect.stringContaining("FAIL: the last archive of the app volumes failed")]);
+        expect(backup(["volumes"], env).code).toBe(0);
+        expect(backup(["check"], env).code).toBe(0);
     });
 });
