@@ -13,6 +13,7 @@
 #   vps-stack-offsite status                 markers, the last 5 snapshots, the size of the latest in the store
 #   vps-stack-offsite restore-into DIR [SNAPSHOT]  the backup directory as SNAPSHOT (default: the latest) held it, into
 #                                            the empty directory DIR (then: vps-stack-backup pitr-restore-into with BACKUP_DIR=DIR)
+#   vps-stack-offsite adopt [WHY]            take this directory as the history to upload (a new host holds until then)
 #   vps-stack-offsite verify [PERCENT]       restic check, reading PERCENT% (default 10; 0: none) of the stored data back
 #
 # Settings (environment): RESTIC_REPOSITORY (s3:http[s]://host[:port]/bucket/prefix), RESTIC_PASSWORD_FILE,
@@ -48,6 +49,12 @@ PRUNE_FAILURE="$BACKUP_DIR/offsite-last-prune-failure"
 VERIFY_SUCCESS="$BACKUP_DIR/offsite-last-verify-success"
 VERIFY_FAILURE="$BACKUP_DIR/offsite-last-verify-failure"
 INSTALLED="$BACKUP_DIR/.offsite-installed"
+# A directory that never uploaded, facing a store that already has this stack's snapshots (a new host
+# after a disaster, a backup directory deleted): uploading it would make an empty or unrelated snapshot
+# the newest one. HOLD says the uploader waits; ADOPTED says this directory's history is the one to keep
+# (written by `adopt`, after a restore, or when the store had nothing).
+HOLD="$BACKUP_DIR/offsite-hold"
+ADOPTED="$BACKUP_DIR/.offsite-adopted"
 LOCK_FILE="$BACKUP_DIR/.lock-offsite"
 TAG=vps-stack
 
@@ -222,6 +229,23 @@ cmd_upload() {
     [ -d "$BACKUP_DIR" ] || die "no backup directory $BACKUP_DIR"
     lock nowait
     work_dir
+    if [ ! -f "$ADOPTED" ] && [ ! -f "$SUCCESS" ]; then
+        st=0
+        restic_run "$WORK/out" "$WORK/err" snapshots --json --host "$OFFSITE_HOST" --tag "$TAG" --latest 1 || st=$?
+        if [ "$st" != 0 ]; then
+            cat "$WORK/err" >&2
+            reason=$(last_error "$WORK/err" "$st")
+            write_marker "$FAILURE" "time=$(now)" "iso=$(iso_of "$(now)")" "started=$(now)" "reason=cannot list the store's snapshots: $reason"
+            die "cannot list the store's snapshots: $reason"
+        fi
+        latest=$(sed -n 's/.*"short_id":"\([0-9a-f]*\)".*/\1/p' "$WORK/out" | tail -n 1)
+        if [ -n "$latest" ]; then
+            [ -f "$HOLD" ] || log "HOLDING: the store already has snapshots of $OFFSITE_HOST (the newest: $latest) and this directory never uploaded; restore from it (scripts/restore.sh --from-offsite) or take this directory as the new history (vps-stack-offsite adopt)"
+            write_marker "$HOLD" "time=$(now)" "iso=$(iso_of "$(now)")" "snapshot=$latest"
+            return 0
+        fi
+        write_marker "$ADOPTED" "time=$(now)" "iso=$(iso_of "$(now)")" "why=the store had no snapshot of $OFFSITE_HOST"
+    fi
     trap 'interrupted upload' INT TERM
     log "upload of $BACKUP_DIR to $RESTIC_REPOSITORY (host $OFFSITE_HOST)"
     attempt=1
@@ -311,6 +335,15 @@ cmd_check() {
     fi
     if [ -n "$vfail_time" ] && { [ -z "$vok_time" ] || [ "$vfail_time" -ge "$vok_time" ]; }; then
         echo "FAIL: the last verification of the off-site store failed at $(marker_get "$VERIFY_FAILURE" iso): $(marker_get "$VERIFY_FAILURE" reason)"
+        exit 1
+    fi
+    if [ -z "$ok_started" ] && [ -f "$HOLD" ] && [ ! -f "$ADOPTED" ]; then
+        held="the store has snapshots of ${OFFSITE_HOST} (the newest: $(marker_get "$HOLD" snapshot)) and this directory never uploaded: restore from it (scripts/restore.sh --from-offsite) or adopt this directory (vps-stack-offsite adopt)"
+        if [ -n "$installed" ] && [ $((t - installed)) -le "$MAX_UPLOAD_AGE" ]; then
+            echo "OK: holding uploads: $held"
+            return 0
+        fi
+        echo "FAIL: holding uploads: $held"
         exit 1
     fi
     if [ -z "$ok_started" ]; then
@@ -534,6 +567,15 @@ cmd_schedule() {
     done
 }
 
+# adopt: this directory's history is the one the store keeps from now on (after a restore from it, or
+# on purpose); the uploader stops holding.
+cmd_adopt() {
+    mkdir -p "$BACKUP_DIR"
+    write_marker "$ADOPTED" "time=$(now)" "iso=$(iso_of "$(now)")" "why=${1:-adopted by hand}"
+    rm -f "$HOLD"
+    log "this directory is adopted: uploads go on from it"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
@@ -545,6 +587,7 @@ case $cmd in
     shipped) cmd_shipped "$@" ;;
     status) cmd_status ;;
     restore-into) cmd_restore_into "$@" ;;
+    adopt) cmd_adopt "$@" ;;
     verify) cmd_verify "$@" ;;
     *)
         awk 'NR == 1 { next } !/^#/ { exit } { sub(/^# ?/, ""); print }' "$0" >&2

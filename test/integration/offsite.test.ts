@@ -262,6 +262,41 @@ describe("upload and restore-into", () => {
     }, 90_000);
 });
 
+describe("a new host facing the store's history", () => {
+    it("holds instead of uploading an empty directory over it, says so in its check, and uploads once adopted", () => {
+        const old = dir("history");
+        fillBackupDir(old);
+        expect(offsite(["upload"], { backupDir: old, host: "drill" }).code).toBe(0);
+        const before = snapshotsOf("drill");
+
+        const fresh = dir("new-host");
+        writeMarker(fresh, ".offsite-installed", { time: nowSecs() });
+        const held = offsite(["upload"], { backupDir: fresh, host: "drill" });
+        expect(held.code).toBe(0);
+        expect(held.out).toContain("HOLDING");
+        expect(snapshotsOf("drill")).toEqual(before);
+        expect(marker(fresh, "offsite-hold").snapshot).toBe(before[before.length - 1].id.slice(0, 8));
+        expect(fs.existsSync(path.join(fresh, "offsite-last-success"))).toBe(false);
+        // Healthy during the grace period (pulumi up waits for it), then loud.
+        const inGrace = offsite(["check"], { backupDir: fresh, host: "drill" });
+        expect([inGrace.code, inGrace.out]).toEqual([0, expect.stringContaining("holding uploads")]);
+        const late = offsite(["check"], { backupDir: fresh, host: "drill", env: { VPS_STACK_NOW: String(nowSecs() + 3600) } });
+        expect([late.code, late.out]).toEqual([1, expect.stringContaining("FAIL: holding uploads")]);
+
+        expect(offsite(["adopt", "test"], { backupDir: fresh, host: "drill" }).code).toBe(0);
+        expect(fs.existsSync(path.join(fresh, "offsite-hold"))).toBe(false);
+        const up = offsite(["upload"], { backupDir: fresh, host: "drill" });
+        expect([up.code, up.out]).toEqual([0, expect.stringContaining("upload ok")]);
+        expect(snapshotsOf("drill")).toHaveLength(before.length + 1);
+
+        // A store with nothing of this stack: the first directory is adopted by itself.
+        const first = dir("first-host");
+        const up1 = offsite(["upload"], { backupDir: first, host: "never-seen" });
+        expect([up1.code, up1.out]).toEqual([0, expect.stringContaining("upload ok")]);
+        expect(marker(first, ".offsite-adopted").why).toContain("no snapshot");
+    }, 120_000);
+});
+
 describe("the uploader's lock", () => {
     it("never runs two at once: an upload refuses (75) while another holds the lock", async () => {
         const d = dir("locked");
