@@ -7,6 +7,7 @@ import { ConfigError, environmentProblems, loadConfig, rawConfigFromPulumi } fro
 import { expandHome } from "./config/paths";
 import { readSite } from "./config/static-files";
 import { releaseCommands } from "./render/release";
+import { resticRepository } from "./render/offsite";
 
 function loadStackConfig() {
     try {
@@ -82,6 +83,14 @@ export const backup = {
     retention: cfg.backup.retention,
     maxAgeHours: cfg.backup.maxAgeHours,
     commands: stack.backupCommands,
+    /** Point-in-time recovery: scripts/restore.sh --to '<time>' --confirm. */
+    pitr: cfg.backup.pitr.enabled ? { days: cfg.backup.pitr.days, baseSchedule: cfg.backup.pitr.baseSchedule } : null,
+    /** Where a restore finds things on the host: scripts/restore.sh reads this. */
+    restore: stack.restoreTargets ?? null,
+    /** The off-site copy: where, and the uploader's commands. */
+    offsite: stack.plan.offsite
+        ? { repository: resticRepository(stack.plan.offsite), uploadIntervalSeconds: stack.plan.offsite.uploadIntervalSeconds, commands: stack.offsiteCommands }
+        : null,
 };
 /** tls.mode "acme": which CA, which certificate, and the commands to inspect or renew it. */
 export const acme = stack.acme

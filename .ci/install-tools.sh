@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the integration tests run for real (nginx, redis-server, PostgreSQL, openssl,
-# ShellCheck, busybox, curl, certbot and pebble, the ACME test server) without starting their services. Idempotent: does nothing when they are there.
+# ShellCheck, busybox, curl, certbot and pebble, the ACME test server, restic for the off-site backups) without starting their services. Idempotent: does nothing when they are there.
 set -euo pipefail
 
 need=()
@@ -14,9 +14,10 @@ command -v busybox >/dev/null 2>&1 || need+=(busybox)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v certbot >/dev/null 2>&1 || need+=(certbot)
 { command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || need+=(pebble)
+command -v restic >/dev/null 2>&1 || need+=(restic)
 
 if [ "${#need[@]}" -eq 0 ]; then
-    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox, curl, certbot, pebble already present"
+    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox, curl, certbot, pebble, restic already present"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

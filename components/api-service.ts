@@ -61,6 +61,9 @@ export function secretDelivery(
     };
 }
 
+/** Names the app volume a Docker volume is (the backup job and the restore script find them by it). */
+export const APP_VOLUME_LABEL = "vps-stack.volume";
+
 export class ApiService extends pulumi.ComponentResource {
     readonly appName: string;
     /** Release mode: the release these containers belong to. */
@@ -73,6 +76,8 @@ export class ApiService extends pulumi.ComponentResource {
     readonly gate?: pulumi.Resource;
     /** The migration's container, when the app has one. */
     readonly migration?: docker.Container;
+    /** The app's named volumes (apps[].volumes). */
+    readonly volumes: { name: string; path: string; backup: boolean; volume: docker.Volume }[];
 
     constructor(name: string, args: ApiServiceArgs, opts?: pulumi.ComponentResourceOptions) {
         super(API_SERVICE_TYPE, name, {}, opts);
@@ -89,9 +94,20 @@ export class ApiService extends pulumi.ComponentResource {
                   { file: STATIC_SITE_CONF, content: renderStaticSiteConf({ port: args.port, root: site.root }), permissions: "0444" },
               ]
             : delivery.uploads;
+        // The app's own named volumes: children of the app, not of a release, so a new release mounts the
+        // same data; protected on prod like PostgreSQL's.
+        this.volumes = args.volumes.map((v) => {
+            const volume = new docker.Volume(
+                `${name}-volume-${v.name}`,
+                { name: `${args.prefix}-${args.name}-${v.name}`, labels: [...labels(args.stack, args.name), { label: APP_VOLUME_LABEL, value: v.name }] },
+                { parent: this, provider, protect: v.protect ?? args.stack === "prod", retainOnDelete: v.protect ?? args.stack === "prod" },
+            );
+            return { name: v.name, path: v.path, backup: v.backup, volume };
+        });
         const volumes: docker.types.input.ContainerVolume[] = [
             // A read-only root refuses uploads; a per-container volume holds the secret files instead.
             ...(args.readOnly && delivery.uploads.length > 0 ? [{ containerPath: SECRETS_DIR }] : []),
+            ...this.volumes.map((v) => ({ volumeName: v.volume.name, containerPath: v.path })),
             ...(isStatic && site.hostDir ? [{ hostPath: site.hostDir, containerPath: site.root, readOnly: true }] : []),
         ];
         // A static site's Nginx master needs to switch users and own its cache directories.

@@ -6,10 +6,15 @@
 // database on the internal network without publishing it, its healthcheck is the backup max-age check (so
 // `docker ps` shows a stale backup as unhealthy), and `pulumi destroy` removes it like any resource. The
 // backups themselves live in a host directory that destroy never touches.
+//
+// With backup.pitr, a second container of the same image streams the WAL into that directory as the server
+// writes it (pg_receivewal over the replication protocol, through a slot, so nothing is missed while it is
+// down), and the backup job also takes base backups (pg_basebackup): together they restore the database to
+// any second of the last pitr.days (scripts/restore.sh). See docs/decisions/0003-backups.md.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck } from "../plan/container-defaults";
-import { BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupEnv, backupScript, pgpassLine } from "../render/backup";
+import { APP_VOLUMES_MOUNT, BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupEnv, backupScript, pgpassLine, walReceiverEnv } from "../render/backup";
 import { bindHostPathProblem } from "../sinks/docker";
 import { StackConfig } from "../config";
 import { StackScope } from "./scope";
@@ -17,11 +22,17 @@ import { StackScope } from "./scope";
 export const BACKUP_JOB_TYPE = "vps-stack:index:BackupJob";
 
 /** Schedules, retention and limits are the config's backup section, with its defaults. */
-export interface BackupJobArgs extends StackScope, Omit<StackConfig["backup"], "enabled"> {
+export interface BackupJobArgs extends StackScope, Omit<StackConfig["backup"], "enabled" | "offsite" | "rpoSeconds"> {
     /** The PostgreSQL image id: the same binaries as the server. */
     image: pulumi.Input<string>;
     dataNetwork: pulumi.Input<string>;
     postgres: { host: string; port: number; database: string; user: string; password: pulumi.Input<string> };
+    /** The apps' volumes to archive (apps[].volumes with backup), each by "<app>-<volume>". */
+    appVolumes?: { id: string; volumeName: pulumi.Input<string> }[];
+    /** backup.offsite: local retention then deletes only what was shipped, and the check watches the uploads. */
+    offsiteMaxAgeSeconds?: number;
+    /** The replication role (pitr): the WAL receiver and base backups log in as it. */
+    wal?: { role: string; slot: string; password: pulumi.Input<string> };
     /** Start after the database. */
     dependsOn: pulumi.Resource[];
 }
@@ -29,13 +40,29 @@ export interface BackupJobArgs extends StackScope, Omit<StackConfig["backup"], "
 export class BackupJob extends pulumi.ComponentResource {
     readonly containerName: string;
     readonly container: docker.Container;
+    /** The WAL receiver (pitr). */
+    readonly walContainerName?: string;
+    readonly walContainer?: docker.Container;
 
     constructor(name: string, args: BackupJobArgs, opts?: pulumi.ComponentResourceOptions) {
         super(BACKUP_JOB_TYPE, name, {}, opts);
         this.containerName = `${args.prefix}-backup`;
         const badDirectory = bindHostPathProblem(args.directory);
         if (badDirectory) throw new pulumi.ResourceError(`backup directory ${JSON.stringify(args.directory)} ${badDirectory}`, this);
-        const pgpass = pulumi.secret(pulumi.output(args.postgres.password).apply((password) => pgpassLine({ ...args.postgres, password })));
+        const wal = args.pitr.enabled ? args.wal : undefined;
+        const appVolumes = args.appVolumes ?? [];
+        const pgpass = pulumi.secret(
+            pulumi
+                .all([args.postgres.password, wal?.password ?? ""])
+                .apply(([password, walPassword]) => pgpassLine({ ...args.postgres, password }) + (wal ? pgpassLine({ ...args.postgres, user: wal.role, password: walPassword }) : "")),
+        );
+        const files = [
+            { file: BACKUP_SCRIPT, content: backupScript(), permissions: "0555" },
+            // libpq ignores a password file readable by others; the job runs as root.
+            { file: BACKUP_PGPASS_FILE, content: pgpass, permissions: "0400" },
+        ];
+        // A bind mount: the backups outlive the container, the stack and `pulumi destroy`.
+        const backupsMount = [{ hostPath: args.directory, containerPath: BACKUP_MOUNT }];
 
         this.container = new docker.Container(
             name,
@@ -45,14 +72,15 @@ export class BackupJob extends pulumi.ComponentResource {
                 ...baseContainerArgs(args.stack, "backup", args),
                 entrypoints: [BACKUP_SCRIPT],
                 command: ["schedule"],
-                envs: backupEnv(args),
-                uploads: [
-                    { file: BACKUP_SCRIPT, content: backupScript(), permissions: "0555" },
-                    // libpq ignores a password file readable by others; the job runs as root.
-                    { file: BACKUP_PGPASS_FILE, content: pgpass, permissions: "0400" },
-                ],
-                // A bind mount: the backups outlive the container, the stack and `pulumi destroy`.
-                volumes: [{ hostPath: args.directory, containerPath: BACKUP_MOUNT }],
+                envs: backupEnv({
+                    ...args,
+                    wal,
+                    offsite: args.offsiteMaxAgeSeconds ? { maxAgeSeconds: args.offsiteMaxAgeSeconds } : undefined,
+                    appVolumes: appVolumes.map((v) => v.id),
+                }),
+                uploads: files,
+                // The apps' volumes read-only: archived, never written.
+                volumes: [...backupsMount, ...appVolumes.map((v) => ({ volumeName: v.volumeName, containerPath: `${APP_VOLUMES_MOUNT}/${v.id}`, readOnly: true }))],
                 networksAdvanced: [{ name: args.dataNetwork }],
                 capabilities: { drops: ["ALL"] },
                 healthcheck: healthcheck({
@@ -69,6 +97,29 @@ export class BackupJob extends pulumi.ComponentResource {
             // Fixed name; nothing is lost when it is replaced (state lives in the backup directory).
             { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.dependsOn },
         );
-        this.registerOutputs({ containerName: this.containerName });
+        if (wal) {
+            this.walContainerName = `${args.prefix}-wal`;
+            this.walContainer = new docker.Container(
+                `${name}-wal`,
+                {
+                    name: this.walContainerName,
+                    image: args.image,
+                    ...baseContainerArgs(args.stack, "wal", args),
+                    entrypoints: [BACKUP_SCRIPT],
+                    command: ["receive-wal"],
+                    envs: walReceiverEnv({ postgres: args.postgres, wal }),
+                    uploads: files,
+                    volumes: backupsMount,
+                    networksAdvanced: [{ name: args.dataNetwork }],
+                    capabilities: { drops: ["ALL"] },
+                    // Healthy while the server sees the receiver's slot active: the WAL is being streamed.
+                    healthcheck: healthcheck({ tests: ["CMD", BACKUP_SCRIPT, "wal-check"], interval: "15s", timeout: "10s", retries: 2, startPeriod: "30s" }),
+                    waitTimeout: 90,
+                },
+                // Fixed name; the slot on the server keeps the WAL while it is replaced.
+                { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.dependsOn },
+            );
+        }
+        this.registerOutputs({ containerName: this.containerName, walContainerName: this.walContainerName });
     }
 }

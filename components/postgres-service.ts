@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { sizeToMiB, StackConfig } from "../config";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
 import { pullImage } from "./image";
-import { postgresCommand, postgresHealthCommand, postgresUrl, psqlCommand, renderPasswordSql, renderPostgresInitSql } from "../render/services";
+import { postgresCommand, postgresHealthCommand, postgresUrl, psqlCommand, renderPasswordSql, renderPgHba, renderPostgresInitSql, renderWalRoleSql } from "../render/services";
 import { StackScope } from "./scope";
 
 export const POSTGRES_SERVICE_TYPE = "vps-stack:index:PostgresService";
@@ -15,12 +15,15 @@ export const POSTGRES_ALIAS = "postgres";
 export const POSTGRES_PORT = 5432;
 export const POSTGRES_PASSWORD_FILE = "/run/secrets/postgres-password";
 export const POSTGRES_INIT_FILE = "/docker-entrypoint-initdb.d/00-vps-stack-extensions.sql";
+export const POSTGRES_HBA_FILE = "/etc/vps-stack/pg_hba.conf";
 
 /** Image, tuning, limits and volume protection are the config's postgres section, with its defaults. */
 export interface PostgresServiceArgs extends StackScope, Omit<StackConfig["postgres"], "passwordLength"> {
     /** Name of the data network. */
     network: pulumi.Input<string>;
     password: pulumi.Input<string>;
+    /** backup.pitr: the replication role the WAL receiver and base backups log in as. */
+    wal?: { role: string; password: pulumi.Input<string> };
 }
 
 export class PostgresService extends pulumi.ComponentResource {
@@ -60,13 +63,14 @@ export class PostgresService extends pulumi.ComponentResource {
                 name: this.containerName,
                 image: image.imageId,
                 ...baseContainerArgs(args.stack, "postgres", args),
-                command: postgresCommand(args),
+                command: postgresCommand({ ...args, wal: args.wal ? { maxSlotWalKeepSize: args.maxSlotWalKeepSize, hbaFile: POSTGRES_HBA_FILE } : undefined }),
                 envs: [`POSTGRES_DB=${args.database}`, `POSTGRES_USER=${args.user}`, `POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE}`],
                 uploads: [
                     // Read by the entrypoint while it is still root, before it drops to the postgres user.
                     { file: POSTGRES_PASSWORD_FILE, content: this.password, permissions: "0400" },
                     // Read by the postgres user during the first initialisation.
                     { file: POSTGRES_INIT_FILE, content: renderPostgresInitSql(args.extensions), permissions: "0444" },
+                    ...(args.wal ? [{ file: POSTGRES_HBA_FILE, content: renderPgHba(args.wal.role), permissions: "0444" }] : []),
                 ],
                 volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
                 networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],
@@ -89,12 +93,18 @@ export class PostgresService extends pulumi.ComponentResource {
         );
 
         // POSTGRES_PASSWORD only applies to an empty data directory; this keeps the role's password equal to
-        // the generated one after a rotation. The SQL goes on stdin, never in argv.
+        // the generated one after a rotation (and creates the WAL role on an existing database). The SQL goes
+        // on stdin, never in argv.
+        const wal = args.wal;
         args.host.run(
             `${name}-password`,
             {
                 create: psqlCommand(this.containerName, args.user, args.database),
-                stdin: pulumi.secret(this.password.apply((p) => renderPasswordSql(args.user, p))),
+                stdin: pulumi.secret(
+                    pulumi
+                        .all([this.password, wal?.password ?? ""])
+                        .apply(([p, walPassword]) => renderPasswordSql(args.user, p) + (wal ? renderWalRoleSql(wal.role, walPassword) : "")),
+                ),
                 triggers: [this.container.id],
             },
             { dependsOn: [this.container] },

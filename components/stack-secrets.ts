@@ -13,6 +13,8 @@ export interface StackSecretsArgs {
     redisPasswordLength: number;
     /** Names of app secrets to generate, e.g. JWT_SECRET. */
     generated: string[];
+    /** A password for the WAL receiver's replication role (backup.pitr); it rotates with postgres's. */
+    wal?: boolean;
     /** Rotation tokens by secret ("postgres", "redis" or a generated secret's name). */
     rotate: Record<string, string>;
 }
@@ -20,6 +22,7 @@ export interface StackSecretsArgs {
 export class StackSecrets extends pulumi.ComponentResource {
     readonly postgresPassword: pulumi.Output<string>;
     readonly redisPassword: pulumi.Output<string>;
+    readonly walPassword?: pulumi.Output<string>;
     readonly generated: Record<string, pulumi.Output<string>>;
 
     constructor(name: string, args: StackSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -42,6 +45,7 @@ export class StackSecrets extends pulumi.ComponentResource {
 
         this.postgresPassword = password("postgres-password", args.postgresPasswordLength, "postgres");
         this.redisPassword = password("redis-password", args.redisPasswordLength, "redis");
+        if (args.wal) this.walPassword = password("postgres-wal-password", args.postgresPasswordLength, "postgres");
         this.generated = Object.fromEntries(
             [...new Set(args.generated)].sort().map((n) => [n, password(`secret-${n.toLowerCase().replace(/_/g, "-")}`, GENERATED_SECRET_LENGTH, n)]),
         );

@@ -7,15 +7,19 @@ import { StackConfig } from "../config";
 import { materializeSite, readAppSites } from "../config/static-files";
 import { AppPlan, planStack, StackPlan } from "../plan/stack";
 import { acmeCommands } from "../render/acme";
-import { backupCommands } from "../render/backup";
+import { BACKUP_MOUNT, backupCommands } from "../render/backup";
+import { offsiteCommands } from "../render/offsite";
+import { onHost } from "../render/operator";
 import { hostSiteCommand, hostSiteScript } from "../render/host-nginx";
 import { nginxReloadCommand } from "../render/proxy";
+import { WAL_ROLE, WAL_SLOT } from "../render/services";
 import { AcmeClient } from "./acme-client";
 import { ApiService } from "./api-service";
 import { BackupJob } from "./backup-job";
 import { HostNginxSite } from "./host-nginx-site";
 import { pullImage } from "./image";
 import { NginxProxy } from "./nginx-proxy";
+import { OffsiteUploader } from "./offsite-uploader";
 import { PostgresService } from "./postgres-service";
 import { RedisService } from "./redis-service";
 import { ServedCertificate, StackScope } from "./scope";
@@ -55,6 +59,22 @@ export class VpsStack extends pulumi.ComponentResource {
     readonly backup?: BackupJob;
     /** Commands an operator runs for backups (empty when backups are disabled). */
     readonly backupCommands?: ReturnType<typeof backupCommands>;
+    /** Where everything a restore touches is on the host, for scripts/restore.sh. */
+    readonly restoreTargets?: {
+        ssh: string;
+        postgresContainer: string;
+        postgresVolume: string;
+        backupContainer: string;
+        directory: string;
+        /** The WAL receiver (backup.pitr); null without point-in-time recovery. */
+        walContainer: string | null;
+        /** The uploader, which also fetches from the store (--from-offsite); null without backup.offsite. */
+        offsiteContainer: string | null;
+        /** The apps' archived volumes: "<app>-<name>" → the Docker volume. */
+        appVolumes: Record<string, string>;
+    };
+    readonly offsite?: OffsiteUploader;
+    readonly offsiteCommands?: ReturnType<typeof offsiteCommands>;
     readonly urls: Record<string, { url: string; healthUrl: string }>;
 
     constructor(name: string, cfg: StackConfig, opts: VpsStackOptions = {}) {
@@ -84,7 +104,8 @@ export class VpsStack extends pulumi.ComponentResource {
         }
 
         const data = this.networks.data.name;
-        this.postgres = new PostgresService(`${name}-postgres`, { ...scope, network: data, password: this.secrets.postgresPassword, ...cfg.postgres }, child);
+        const wal = this.secrets.walPassword ? { role: WAL_ROLE, slot: WAL_SLOT, password: this.secrets.walPassword } : undefined;
+        this.postgres = new PostgresService(`${name}-postgres`, { ...scope, network: data, password: this.secrets.postgresPassword, wal, ...cfg.postgres }, child);
         this.redis = new RedisService(`${name}-redis`, { ...scope, network: data, password: this.secrets.redisPassword, ...cfg.redis }, child);
 
         // Container mode: the release gates ask the apps' health paths with the proxy's own image.
@@ -121,7 +142,7 @@ export class VpsStack extends pulumi.ComponentResource {
         }
 
         if (plan.backup) {
-            const { enabled: _enabled, ...backup } = plan.backup;
+            const { enabled: _enabled, offsite: _offsite, rpoSeconds: _rpo, ...backup } = plan.backup;
             const pg = this.postgres;
             this.backup = new BackupJob(
                 `${name}-backup`,
@@ -130,12 +151,40 @@ export class VpsStack extends pulumi.ComponentResource {
                     image: pg.imageId,
                     dataNetwork: data,
                     postgres: { host: pg.hostAlias, port: pg.port, database: pg.database, user: pg.user, password: pg.password },
+                    wal,
                     ...backup,
+                    offsiteMaxAgeSeconds: plan.offsite?.maxAgeSeconds,
+                    appVolumes: Object.values(this.apps).flatMap((app) =>
+                        app.volumes.filter((v) => v.backup).map((v) => ({ id: `${app.appName}-${v.name}`, volumeName: v.volume.name })),
+                    ),
                     dependsOn: [pg],
                 },
                 child,
             );
             this.backupCommands = backupCommands(this.backup.containerName, plan.ssh);
+            if (plan.offsite) {
+                this.offsite = new OffsiteUploader(
+                    `${name}-offsite`,
+                    { ...scope, offsite: plan.offsite, directory: backup.directory, backupMount: BACKUP_MOUNT, retention: backup.retention, timezone: backup.timezone },
+                    child,
+                );
+                this.offsiteCommands = offsiteCommands(this.offsite.containerName, plan.ssh);
+            } else if (plan.stack === "prod") {
+                // Not an error (a first deploy may come before the bucket), but never silent.
+                pulumi.log.warn("backups are local only: they are lost with the VPS. Set backup.offsite (docs/backups.md, \"Off-site copy\").", this);
+            }
+            this.restoreTargets = {
+                ssh: onHost(plan.ssh, "").trim(),
+                postgresContainer: pg.containerName,
+                postgresVolume: pg.volumeName,
+                backupContainer: this.backup.containerName,
+                directory: backup.directory,
+                walContainer: this.backup.walContainerName ?? null,
+                offsiteContainer: this.offsite?.containerName ?? null,
+                appVolumes: Object.fromEntries(
+                    Object.values(this.apps).flatMap((app) => app.volumes.filter((v) => v.backup).map((v) => [`${app.appName}-${v.name}`, `${plan.prefix}-${app.appName}-${v.name}`])),
+                ),
+            };
         }
 
         this.urls = plan.urls;

@@ -5,7 +5,7 @@ import { shellWord } from "../sinks/shell";
 import { ConfigError, ConfigProblem, fixFor, formatPath } from "./problems";
 import { validateProvidedCertificate } from "./provided-certificate";
 import { AppConfig, configSchema, LOCAL_STACKS, Parsed, PROJECT, STATIC_SITE_PORT, StackConfig } from "./schema";
-import { checkBackup, CONTAINER_ONLY_NGINX_KEYS, freeAppName, freeRoute, IMAGE_RE, isPinnedImage, namespaceProblems, RESERVED_APP_NAMES, routeKeys } from "./rules";
+import { checkBackup, checkMaxAge, CONTAINER_ONLY_NGINX_KEYS, freeAppName, freeRoute, IMAGE_RE, isPinnedImage, namespaceProblems, RESERVED_APP_NAMES, routeKeys } from "./rules";
 import { sizeToMiB } from "./units";
 
 /**
@@ -254,6 +254,19 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
                 add({ path: `secrets.${name}`, message: `is generated for app "${a.name}"; a provided value would be ignored`, fix: `pulumi config rm --path 'secrets.${name}'` });
             }
         }
+        const seen = new Map<string, string>();
+        a.volumes.forEach((v, j) => {
+            const path = `apps[${i}].volumes[${j}]`;
+            if (a.kind === "static") {
+                add({ path, message: "is on a static site: its files come from static.dir, static.archive or its image", fix: fixFor(`apps[${i}].volumes`, { unset: true }) });
+                return;
+            }
+            for (const [key, value] of [["name", v.name], ["path", v.path]] as const) {
+                const other = seen.get(`${key}=${value}`);
+                if (other) add({ path: `${path}.${key}`, message: `("${value}") is also ${other}'s ${key}: each volume of an app needs its own`, fix: fixFor(`${path}`, { unset: true }) });
+                seen.set(`${key}=${value}`, path);
+            }
+        });
         if (a.registry && !("REGISTRY_PASSWORD" in cfg.secrets)) {
             add({ path: "secrets.REGISTRY_PASSWORD", message: `is required by apps[${i}].registry`, fix: "pulumi config set --secret --path 'secrets.REGISTRY_PASSWORD' <token>" });
         }
@@ -342,6 +355,31 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
 
     // --- backups ------------------------------------------------------------------------------------------
     checkBackup(cfg.backup, add);
+    if (cfg.backup.enabled && cfg.apps.some((a) => a.volumes.some((v) => v.backup))) {
+        checkMaxAge(
+            { scheduleKey: "volumeSchedule", schedule: cfg.backup.volumeSchedule, ageKey: "maxAgeHours", maxAge: cfg.backup.maxAgeHours, what: "volume archives", example: "30 2 * * *" },
+            add,
+        );
+    }
+    const offsite = cfg.backup.offsite;
+    if (offsite && cfg.backup.enabled) {
+        if (offsite.endpoint.startsWith("http://") && !offsite.insecureHttp) {
+            add({
+                path: "backup.offsite.endpoint",
+                message: `("${offsite.endpoint}") is plain http: the store's credentials would cross the network in clear; use https, or set backup.offsite.insecureHttp for a store on a private network`,
+                fix: fixFor("backup.offsite.endpoint", { value: offsite.endpoint.replace(/^http:/, "https:") }),
+            });
+        }
+        for (const name of ["OFFSITE_SECRET_ACCESS_KEY", "OFFSITE_PASSPHRASE"]) {
+            if (!(name in cfg.secrets)) {
+                const what = name === "OFFSITE_PASSPHRASE" ? "<a long passphrase, kept outside the VPS too>" : "<secret key>";
+                add({ path: `secrets.${name}`, message: "is required by backup.offsite", fix: `pulumi config set --secret --path 'secrets.${name}' ${what}` });
+            }
+        }
+        if (!cfg.backup.pitr.enabled) {
+            add({ path: "backup.pitr.enabled", message: "is false: backup.offsite ships the WAL and base backups, which PITR makes", fix: fixFor("backup.pitr.enabled", { value: "true" }) });
+        }
+    }
 
     // --- rotation -----------------------------------------------------------------------------------------
     const generated = new Set(apps.flatMap((a) => Object.entries(a.secrets).filter(([, s]) => s === "generate").map(([n]) => n)));

@@ -70,25 +70,47 @@ export function timeZoneProblem(tz: string): { message: string; suggestion?: str
 export const BACKUP_AGE_MARGIN_HOURS = 2;
 
 export function checkBackup(b: Parsed["backup"], add: (p: ConfigProblem) => void): void {
-    for (const key of ["schedule", "verifySchedule"] as const) {
-        const r = parseCron(b[key]);
-        if ("problem" in r) {
-            const example = key === "schedule" ? "0 2 * * *" : "0 4 * * 0";
-            add({ path: `backup.${key}`, message: `("${b[key]}") ${r.problem}`, fix: fixFor(`backup.${key}`, { value: r.suggestion ?? example }) });
-        }
+    const crons = [
+        { key: "schedule", value: b.schedule, example: "0 2 * * *" },
+        { key: "verifySchedule", value: b.verifySchedule, example: "0 4 * * 0" },
+        { key: "pitr.baseSchedule", value: b.pitr.baseSchedule, example: "0 1 * * *" },
+        { key: "volumeSchedule", value: b.volumeSchedule, example: "30 2 * * *" },
+    ];
+    for (const { key, value, example } of crons) {
+        const r = parseCron(value);
+        if ("problem" in r) add({ path: `backup.${key}`, message: `("${value}") ${r.problem}`, fix: fixFor(`backup.${key}`, { value: r.suggestion ?? example }) });
     }
     const tz = timeZoneProblem(b.timezone);
     if (tz) add({ path: "backup.timezone", message: tz.message, fix: fixFor("backup.timezone", { value: tz.suggestion ?? "Europe/Paris" }) });
-    const schedule = parseCron(b.schedule);
-    if (!b.enabled || !("schedule" in schedule)) return;
+    if (!b.enabled) return;
+    checkMaxAge({ scheduleKey: "schedule", schedule: b.schedule, ageKey: "maxAgeHours", maxAge: b.maxAgeHours, what: "backups", example: "0 2 * * *" }, add);
+    if (b.pitr.enabled) {
+        checkMaxAge(
+            { scheduleKey: "pitr.baseSchedule", schedule: b.pitr.baseSchedule, ageKey: "pitr.baseMaxAgeHours", maxAge: b.pitr.baseMaxAgeHours, what: "base backups", example: "0 1 * * *" },
+            add,
+        );
+    }
+}
+
+/** A max-age check must tolerate the longest gap its schedule leaves, or it fails between two good runs. */
+export function checkMaxAge(
+    c: { scheduleKey: string; schedule: string; ageKey: string; maxAge: number; what: string; example: string },
+    add: (p: ConfigProblem) => void,
+): void {
+    const schedule = parseCron(c.schedule);
+    if (!("schedule" in schedule)) return;
     const gapHours = Math.ceil(maxGapMinutes(schedule.schedule) / 60);
     const needed = gapHours + BACKUP_AGE_MARGIN_HOURS;
-    if (b.maxAgeHours >= needed) return;
-    const why = `the schedule "${b.schedule}" leaves up to ${gapHours}h between backups, so the backup check would fail between two good backups`;
+    if (c.maxAge >= needed) return;
+    const why = `the schedule "${c.schedule}" leaves up to ${gapHours}h between ${c.what}, so the backup check would fail between two good ${c.what}`;
     if (needed <= MAX_AGE_HOURS_LIMIT) {
-        add({ path: "backup.maxAgeHours", message: `(${b.maxAgeHours}) must be at least ${needed}: ${why}`, fix: fixFor("backup.maxAgeHours", { value: String(needed) }) });
+        add({ path: `backup.${c.ageKey}`, message: `(${c.maxAge}) must be at least ${needed}: ${why}`, fix: fixFor(`backup.${c.ageKey}`, { value: String(needed) }) });
     } else {
-        add({ path: "backup.schedule", message: `("${b.schedule}") runs too rarely: ${why}, and backup.maxAgeHours is at most ${MAX_AGE_HOURS_LIMIT}`, fix: fixFor("backup.schedule", { value: "0 2 * * *" }) });
+        add({
+            path: `backup.${c.scheduleKey}`,
+            message: `("${c.schedule}") runs too rarely: ${why}, and backup.${c.ageKey} is at most ${MAX_AGE_HOURS_LIMIT}`,
+            fix: fixFor(`backup.${c.scheduleKey}`, { value: c.example }),
+        });
     }
 }
 

@@ -147,6 +147,11 @@ const postgresSchema = z
         maxConnections: z.number().int().min(10).max(10000).default(200).describe("max_connections."),
         sharedBuffers: z.string().regex(/^\d+(kB|MB|GB)$/, "must be a PostgreSQL size such as 256MB").default("256MB").describe("shared_buffers."),
         effectiveCacheSize: z.string().regex(/^\d+(kB|MB|GB)$/, "must be a PostgreSQL size such as 1GB").default("1GB").describe("effective_cache_size."),
+        maxSlotWalKeepSize: z
+            .string()
+            .regex(/^\d+(MB|GB)$/, "must be a PostgreSQL size such as 2GB")
+            .default("2GB")
+            .describe("max_slot_wal_keep_size: the most WAL the server keeps for a WAL receiver that is down (backup.pitr), so that it never fills the disk."),
         memory: memory("2g", "Memory limit of the container."),
         cpus: cpus(2, "CPU limit of the container."),
         shmSize: memory("256m", "Size of /dev/shm (PostgreSQL uses it for parallel queries)."),
@@ -273,6 +278,23 @@ const appSchema = z.strictObject({
     cpus: cpus(1, "CPU limit of each container."),
     user: z.string().regex(/^[a-z0-9_-]+(:[a-z0-9_-]+)?$/, "must be user[:group] or uid[:gid]").optional().describe("Run as this user (non-root)."),
     readOnly: z.boolean().default(false).describe("Read-only root filesystem, with a tmpfs on /tmp."),
+    volumes: z
+        .array(
+            z.strictObject({
+                name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, "must be lower-case letters, digits and dashes, starting with a letter (e.g. uploads)").describe("Volume name; the Docker volume is vps-stack-<stack>-<app>-<name>."),
+                path: z
+                    .string()
+                    .superRefine((v, ctx) => {
+                        const problem = bindHostPathProblem(v) ?? (/^\/(run\/secrets|tmp|proc|sys|dev)(\/|$)/.test(v) ? "must not be under /run/secrets, /tmp, /proc, /sys or /dev" : undefined);
+                        if (problem) ctx.addIssue({ code: "custom", message: problem });
+                    })
+                    .describe("Where it is mounted in every replica, e.g. /app/uploads."),
+                backup: z.boolean().default(true).describe("Archived on backup.volumeSchedule with the backup retention (and off-site with backup.offsite)."),
+                protect: z.boolean().optional().describe("Protect the volume from deletion (default: true on prod, false elsewhere)."),
+            }),
+        )
+        .default([])
+        .describe("Named volumes (e.g. uploaded files): kept across releases and replacements, shared by the replicas, backed up."),
     capAdd: z
         .array(z.string().regex(/^[A-Z_]+$/, "must be a capability name such as NET_BIND_SERVICE"))
         .default([])
@@ -339,6 +361,38 @@ const cron = (def: string, description: string) => z.string().default(def).descr
 /** Room for a monthly schedule (a 744h gap) plus the 2h margin. */
 export const MAX_AGE_HOURS_LIMIT = 24 * 32;
 
+/**
+ * An S3 endpoint: scheme, host and optional port, nothing else (it becomes part of restic's repository
+ * URL, in the container's environment). http:// only where the operator says the path is private.
+ */
+const S3_ENDPOINT_RE = /^https?:\/\/[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?\/?$/;
+/** S3 bucket names as AWS defines them (lower case, digits, dots, hyphens; 3 to 63). */
+const S3_BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+const offsiteSchema = z
+    .strictObject({
+        endpoint: z
+            .string()
+            .regex(S3_ENDPOINT_RE, "must be an S3 endpoint URL such as https://s3.eu-west-3.amazonaws.com (scheme, host, optional port; no path)")
+            .describe("S3-compatible endpoint, e.g. https://s3.fr-par.scw.cloud or https://s3.us-west-004.backblazeb2.com."),
+        insecureHttp: z.boolean().default(false).describe("Allow an http:// endpoint (a store on a private network, or tests). The data is encrypted either way; the credentials are not."),
+        bucket: z.string().regex(S3_BUCKET_RE, "must be an S3 bucket name: 3 to 63 lower-case letters, digits, dots or hyphens").describe("The bucket (create it first, or let restic create it on first use)."),
+        region: z.string().regex(/^[a-z0-9-]{1,64}$/, "must be a region name such as eu-west-3").default("us-east-1").describe("The bucket's region."),
+        pathStyle: z.boolean().optional().describe("Path-style addressing (endpoint/bucket) instead of a bucket sub-domain; default: restic's choice (sub-domain on AWS, path elsewhere). Self-hosted stores usually need true."),
+        prefix: z
+            .string()
+            .regex(/^(?!(.*\/)?\.{1,2}(\/|$))[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, "must be a path of letters, digits, dots, hyphens and underscores, such as vps-stack/prod (no . or .. part)")
+            .optional()
+            .describe("Path inside the bucket (default vps-stack/<stack>): one restic repository per stack."),
+        accessKeyId: z.string().regex(/^[A-Za-z0-9+/=_-]{1,128}$/, "must be an access key id (letters, digits, + / = _ -)").describe("Access key id; the secret key is the secret config key secrets.OFFSITE_SECRET_ACCESS_KEY."),
+        image: image("Image of the uploader (restic), pinned by tag or digest.").default("restic/restic:0.17.3"),
+        memory: memory("256m", "Memory limit of the uploader."),
+        cpus: cpus(0.5, "CPU limit of the uploader."),
+    })
+    .describe(
+        "Off-site copy of the backup directory (dumps, base backups, WAL) to an S3-compatible store, encrypted on the VPS by restic with the passphrase secrets.OFFSITE_PASSPHRASE: lose the passphrase and the off-site copy cannot be read.",
+    );
+
 const backupSchema = z
     .strictObject({
         enabled: z.boolean().default(true).describe("Schedule database backups."),
@@ -368,6 +422,30 @@ const backupSchema = z
             .default(26)
             .describe("The backup check fails when the last good backup is older than this; it must exceed the longest gap between two scheduled backups by 2h."),
         verifySchedule: cron("0 4 * * 0", "When the latest backup is test-restored (cron, in `timezone`)."),
+        pitr: z
+            .strictObject({
+                enabled: z.boolean().default(true).describe("Stream the WAL continuously into the backup directory (pg_receivewal) and take base backups (pg_basebackup), so the database can be restored to any second of the last `days`."),
+                baseSchedule: cron("0 1 * * *", "When base backups run (cron, in `timezone`)."),
+                days: z.number().int().min(1).max(90).default(7).describe("Days back to which a point-in-time restore is possible: base backups and WAL older than the oldest base backup in this window are deleted (the newest base backup is always kept)."),
+                baseMaxAgeHours: z
+                    .number()
+                    .int()
+                    .min(1)
+                    .max(MAX_AGE_HOURS_LIMIT)
+                    .default(26)
+                    .describe("The backup check fails when the newest base backup is older than this; it must exceed the longest gap between two base backups by 2h."),
+            })
+            .prefault({})
+            .describe("Point-in-time recovery: continuous WAL archiving and base backups."),
+        volumeSchedule: cron("30 2 * * *", "When the apps' volumes are archived (cron, in `timezone`)."),
+        rpoSeconds: z
+            .number()
+            .int()
+            .min(10, "must be at least 10")
+            .max(3600)
+            .default(60)
+            .describe("With backup.offsite: at most this many seconds of committed writes are lost if the VPS is lost; the WAL goes off-site every rpoSeconds/2."),
+        offsite: offsiteSchema.optional(),
         memory: memory("512m", "Memory limit of the backup container."),
         cpus: cpus(1, "CPU limit of the backup container."),
     })

@@ -47,13 +47,56 @@ export interface StackPlan {
     ssh?: NonNullable<StackConfig["host"]>;
     /** Private registries, one login per server; the password is secrets.REGISTRY_PASSWORD. */
     registries: { address: string; username: string; password: string }[];
-    secrets: { postgresPasswordLength: number; redisPasswordLength: number; generated: string[]; rotate: Record<string, string> };
+    secrets: { postgresPasswordLength: number; redisPasswordLength: number; wal: boolean; generated: string[]; rotate: Record<string, string> };
     tls: TlsSource;
     proxy: ProxyPlan;
     apps: AppPlan[];
     /** Undefined when backups are disabled. */
     backup?: StackConfig["backup"];
+    /** The off-site copy (backup.offsite), with its secrets and defaults resolved. */
+    offsite?: OffsitePlan;
     urls: Record<string, { url: string; healthUrl: string }>;
+}
+
+export interface OffsitePlan {
+    endpoint: string;
+    bucket: string;
+    region: string;
+    pathStyle?: boolean;
+    /** Path inside the bucket: `vps-stack/<stack>` unless set. */
+    prefix: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+    passphrase: string;
+    image: string;
+    memory: string;
+    cpus: number;
+    /** Half of backup.rpoSeconds: an upload that starts just before the loss still bounds it. */
+    uploadIntervalSeconds: number;
+    /** The backup check fails when the last upload is older than this. */
+    maxAgeSeconds: number;
+}
+
+function planOffsite(cfg: StackConfig): OffsitePlan | undefined {
+    const o = cfg.backup.offsite;
+    if (!cfg.backup.enabled || !o) return undefined;
+    const interval = Math.max(5, Math.floor(cfg.backup.rpoSeconds / 2));
+    return {
+        endpoint: o.endpoint,
+        bucket: o.bucket,
+        region: o.region,
+        pathStyle: o.pathStyle,
+        prefix: o.prefix ?? `${cfg.project}/${cfg.stack}`,
+        accessKeyId: o.accessKeyId,
+        secretAccessKey: cfg.secrets.OFFSITE_SECRET_ACCESS_KEY,
+        passphrase: cfg.secrets.OFFSITE_PASSPHRASE,
+        image: o.image,
+        memory: o.memory,
+        cpus: o.cpus,
+        uploadIntervalSeconds: interval,
+        // Ten missed uploads, and never under ten minutes: a slow store is not an incident, a dead one is.
+        maxAgeSeconds: Math.max(600, interval * 10),
+    };
 }
 
 function planApp(cfg: StackConfig, app: AppConfig, files: SiteFile[] | undefined, containerProxy: boolean): AppPlan {
@@ -100,6 +143,7 @@ export function planStack(cfg: StackConfig, sites: Record<string, SiteFile[]> = 
         secrets: {
             postgresPasswordLength: cfg.postgres.passwordLength,
             redisPasswordLength: cfg.redis.passwordLength,
+            wal: cfg.backup.enabled && cfg.backup.pitr.enabled,
             generated: cfg.apps.flatMap((a) => Object.entries(a.secrets).filter(([, s]) => s === "generate").map(([n]) => n)),
             rotate: cfg.rotate,
         },
@@ -119,6 +163,7 @@ export function planStack(cfg: StackConfig, sites: Record<string, SiteFile[]> = 
             : { mode: "host", site: nginxSite(cfg) },
         apps,
         backup: cfg.backup.enabled ? cfg.backup : undefined,
+        offsite: planOffsite(cfg),
         urls: appUrls(cfg),
     };
 }

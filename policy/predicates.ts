@@ -24,7 +24,7 @@ export const SERVICE_LABEL = "vps-stack.service";
 /** A container that runs to completion (a migration): no restart policy or healthcheck to ask of it. */
 export const ONE_SHOT_LABEL = "vps-stack.one-shot";
 /** The services that hold or reach the stack's data and must never be published. */
-export const DATA_SERVICES = ["postgres", "redis", "backup"];
+export const DATA_SERVICES = ["postgres", "redis", "backup", "wal"];
 /** The reverse proxy: the one service allowed to publish on a public address. */
 export const PROXY_SERVICE = "nginx";
 /** The network the data services sit on. */
@@ -98,7 +98,7 @@ function describePort(p: Port): string {
 
 // ---- mandatory: security and data safety ----
 
-/** PostgreSQL, Redis and the backup job publish nothing, not even on 127.0.0.1. */
+/** PostgreSQL, Redis, the backup job and the WAL receiver publish nothing, not even on 127.0.0.1. */
 export function dataServicePorts(c: ResourceView): string[] {
     const service = serviceOf(c);
     if (c.type !== CONTAINER || !service || !DATA_SERVICES.includes(service)) return [];
@@ -183,7 +183,7 @@ export function dataNetworkInternal(n: ResourceView): string[] {
     return [`network ${displayName(n)} carries the data services but is not internal: set internal: true`];
 }
 
-/** PostgreSQL, Redis and the backup job are attached to internal networks only. */
+/** PostgreSQL, Redis, the backup job and the WAL receiver are attached to internal networks only. */
 export function dataServiceNetworks(c: ResourceView, networks: ResourceView[]): string[] {
     const service = serviceOf(c);
     if (c.type !== CONTAINER || !service || !DATA_SERVICES.includes(service)) return [];

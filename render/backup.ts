@@ -9,6 +9,8 @@ import { onHost, SshTarget } from "./operator";
 export const BACKUP_SCRIPT = "/usr/local/bin/vps-stack-backup";
 export const BACKUP_PGPASS_FILE = "/run/secrets/pgpass";
 export const BACKUP_MOUNT = "/backups";
+/** Where the backup job sees the apps' volumes (read-only), one directory per "<app>-<volume>". */
+export const APP_VOLUMES_MOUNT = "/volumes";
 
 /** The script, read once from the repository: it is uploaded into the container. */
 export const backupScript = (): string => fs.readFileSync(path.join(__dirname, "scripts", "vps-stack-backup.sh"), "utf8");
@@ -21,6 +23,14 @@ export interface BackupSettings {
     timezone: string;
     retention: { daily: number; weekly: number; monthly: number };
     maxAgeHours: number;
+    pitr: { enabled: boolean; baseSchedule: string; days: number; baseMaxAgeHours: number };
+    /** The WAL receiver's role and slot, when pitr is enabled. */
+    wal?: { role: string; slot: string };
+    /** backup.offsite: how stale the last upload may be before the check fails. */
+    offsite?: { maxAgeSeconds: number };
+    /** The apps' volumes to archive, by "<app>-<volume>", and when. */
+    appVolumes?: string[];
+    volumeSchedule?: string;
 }
 
 /** The backup container's environment: what vps-stack-backup reads. */
@@ -41,6 +51,31 @@ export function backupEnv(args: BackupSettings): string[] {
         dockerEnv("KEEP_WEEKLY", String(args.retention.weekly)),
         dockerEnv("KEEP_MONTHLY", String(args.retention.monthly)),
         dockerEnv("MAX_AGE_HOURS", String(args.maxAgeHours)),
+        ...(args.wal && args.pitr.enabled
+            ? [
+                  dockerEnv("WAL_USER", args.wal.role),
+                  dockerEnv("WAL_SLOT", args.wal.slot),
+                  dockerEnv("BASE_SCHEDULE", cronForScheduler(args.pitr.baseSchedule)),
+                  dockerEnv("PITR_DAYS", String(args.pitr.days)),
+                  dockerEnv("BASE_MAX_AGE_HOURS", String(args.pitr.baseMaxAgeHours)),
+              ]
+            : []),
+        ...(args.offsite ? [dockerEnv("OFFSITE", "1"), dockerEnv("OFFSITE_MAX_AGE", String(args.offsite.maxAgeSeconds))] : []),
+        ...(args.appVolumes && args.appVolumes.length > 0
+            ? [dockerEnv("VOLUMES", args.appVolumes.join(" ")), dockerEnv("VOLUMES_DIR", APP_VOLUMES_MOUNT), dockerEnv("VOLUME_SCHEDULE", cronForScheduler(args.volumeSchedule ?? "30 2 * * *"))]
+            : []),
+    ];
+}
+
+/** The WAL receiver's environment: where the server is, who it logs in as, where the WAL goes. */
+export function walReceiverEnv(args: { postgres: { host: string; port: number }; wal: { role: string; slot: string } }): string[] {
+    return [
+        dockerEnv("PGHOST", args.postgres.host),
+        dockerEnv("PGPORT", String(args.postgres.port)),
+        dockerEnv("PGPASSFILE", BACKUP_PGPASS_FILE),
+        dockerEnv("BACKUP_DIR", BACKUP_MOUNT),
+        dockerEnv("WAL_USER", args.wal.role),
+        dockerEnv("WAL_SLOT", args.wal.slot),
     ];
 }
 
@@ -56,6 +91,10 @@ export function backupCommands(containerName: string, ssh?: SshTarget) {
     const exec = (args: string) => on(`docker exec ${containerName} vps-stack-backup ${args}`);
     return {
         now: exec("run"),
+        /** A base backup now (point-in-time recovery starts from the newest one). */
+        base: exec("base"),
+        /** Archive the apps' volumes now. */
+        volumes: exec("volumes"),
         check: exec("check"),
         status: exec("status"),
         list: exec("list"),

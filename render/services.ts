@@ -56,6 +56,42 @@ export interface PostgresTuning {
     maxConnections: number;
     sharedBuffers: string;
     effectiveCacheSize: string;
+    /** With continuous WAL archiving: the cap on WAL kept for the receiver's slot, and our pg_hba file. */
+    wal?: { maxSlotWalKeepSize: string; hbaFile: string };
+}
+
+/** The replication role and slot of the WAL receiver (backup.pitr). */
+export const WAL_ROLE = "vps_stack_wal";
+export const WAL_SLOT = "vps_stack_wal";
+
+/**
+ * pg_hba.conf for a server whose WAL is streamed: the official image's rules (initdb's local trust, then
+ * password for every remote connection), plus replication for the WAL role only, which the image's
+ * `host all all all` line does not cover ("all" never matches a replication connection). A file of its
+ * own, named on the command line, so it applies to existing data directories as well as new ones.
+ */
+export function renderPgHba(walRole: string): string {
+    // pg_hba has its own quoting; a plain lower-case name needs none.
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(walRole)) throw new Error(`renderPgHba: the role must be a plain lower-case identifier, not ${JSON.stringify(walRole)}`);
+    return [
+        "# Rendered by vps-stack (hba_file on the server's command line); the data directory's pg_hba.conf is not read.",
+        "local   all          all                     trust",
+        "host    all          all      127.0.0.1/32   trust",
+        "host    all          all      ::1/128        trust",
+        "local   replication  all                     trust",
+        `host    replication  ${walRole}  all  scram-sha-256`,
+        "host    all          all      all            scram-sha-256",
+        "",
+    ].join("\n");
+}
+
+/** The WAL receiver's role: created when missing, its password set on every run (it rotates with postgres's). */
+export function renderWalRoleSql(role: string, password: string): string {
+    return [
+        `SELECT 'CREATE ROLE ' || quote_ident(${sqlLiteral(role)}) || ' WITH LOGIN REPLICATION' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${sqlLiteral(role)}) \\gexec`,
+        `ALTER ROLE ${sqlIdentifier(role)} WITH LOGIN REPLICATION PASSWORD ${sqlLiteral(password)};`,
+        "",
+    ].join("\n");
 }
 
 /** pg_isready as CMD-SHELL text; the words go through the shell sink, which leaves validated identifiers as they are. */
@@ -71,6 +107,7 @@ export function postgresCommand(t: PostgresTuning): string[] {
         "-c", `shared_buffers=${t.sharedBuffers}`,
         "-c", `effective_cache_size=${t.effectiveCacheSize}`,
         "-c", "password_encryption=scram-sha-256",
+        ...(t.wal ? ["-c", `max_slot_wal_keep_size=${t.wal.maxSlotWalKeepSize}`, "-c", `hba_file=${t.wal.hbaFile}`] : []),
     ];
 }
 

@@ -52,9 +52,9 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
 
     const acme = (stackConfig(stack).tls as { mode?: string } | undefined)?.mode === "acme";
 
-    it("creates containers for postgres, redis, the backup job, every app replica and nginx (and certbot with ACME)", () => {
+    it("creates containers for postgres, redis, the backup job, the WAL receiver, every app replica and nginx (and certbot with ACME)", () => {
         const names = longRunning().map((c) => c.inputs.name);
-        const services = ["postgres", "redis", "backup", "nginx", ...(acme ? ["acme"] : [])];
+        const services = ["postgres", "redis", "backup", "wal", "nginx", ...(acme ? ["acme"] : [])];
         expect(names).toEqual(expect.arrayContaining(services.map((s) => `vps-stack-${stack}-${s}`)));
         const apps = stackConfig(stack).apps as any[];
         const replicas = apps.reduce((n, a) => n + (a.replicas ?? 1), 0);
@@ -137,15 +137,15 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         expect(carrying).toBeGreaterThan(0);
     });
 
-    it("attaches PostgreSQL, Redis and the backup job to the internal data network only", () => {
+    it("attaches PostgreSQL, Redis, the backup job and the WAL receiver to the internal data network only", () => {
         const networks = ofType(NETWORK).map((n) => viewOf(n));
         expect(networks.flatMap(predicates.dataNetworkInternal)).toEqual([]);
         const dataServices = ofType(CONTAINER).filter((c) => predicates.DATA_SERVICES.includes(predicates.serviceOf(viewOf(c)) ?? ""));
-        expect(dataServices).toHaveLength(3);
+        expect(dataServices).toHaveLength(4);
         for (const c of dataServices) expect(predicates.dataServiceNetworks(viewOf(c), networks)).toEqual([]);
         const internal = ofType(NETWORK).filter((n) => n.inputs.internal).map((n) => n.inputs.name);
         expect(internal).toEqual([`vps-stack-${stack}-data`]);
-        for (const svc of ["postgres", "redis", "backup"]) {
+        for (const svc of ["postgres", "redis", "backup", "wal"]) {
             const c = ofType(CONTAINER).find((x) => x.inputs.name === `vps-stack-${stack}-${svc}`)!;
             expect(c.inputs.networksAdvanced.map((n: any) => n.name)).toEqual(internal);
         }

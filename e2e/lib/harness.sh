@@ -99,6 +99,7 @@ cleanup() {
     remove_box_state
     [ -f "$E2E/sshd.pid" ] && kill "$(cat "$E2E/sshd.pid")" 2>/dev/null
     for p in "$E2E"/acme-*/pebble.pid "$E2E"/acme-*/dns.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
+    [ -d "$E2E/s3" ] && bash "$ROOT/e2e/lib/seaweedfs.sh" stop "$E2E/s3" >>"$LOG" 2>&1
     # Close the shared SSH master connections the program opened.
     find "$E2E" -type s -path '*ssh*' -exec ssh -o ControlPath={} -O exit dummy \; >/dev/null 2>&1 || true
     rm -f "/home/$DEPLOY_USER/.ssh/authorized_keys" /etc/sudoers.d/vps-stack-e2e

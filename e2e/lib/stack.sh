@@ -74,6 +74,11 @@ output_cmd() { # output_cmd STACK OUTPUT KEY: a command from an output's "comman
 }
 # The outputs' commands are run as an operator would, with ssh pointed at the box's key and pinned host.
 run_output_cmd() { run_ssh_line "$(output_cmd "$STACK" backup "$1")"; }
+# scripts/restore.sh (point-in-time recovery) as an operator runs it, ssh pointed like run_ssh_line's.
+restore_pitr() {
+    VPS_STACK_SSH_OPTIONS="-i $E2E/client_key -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$E2E/known_hosts" \
+        bash scripts/restore.sh --stack "$STACK" "$@"
+}
 run_ssh_line() {
     local cmd=$1
     [ -n "$cmd" ] || return 1

@@ -31,8 +31,8 @@ else
 fi
 
 if command -v shellcheck >/dev/null 2>&1; then
-    if shellcheck -x scripts/ci/*.sh; then
-        echo "shellcheck: scripts/ci clean"
+    if shellcheck -x scripts/*.sh scripts/ci/*.sh; then
+        echo "shellcheck: scripts/ and scripts/ci clean"
     else
         status=1
     fi

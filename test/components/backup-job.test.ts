@@ -53,13 +53,43 @@ describe("BackupJob", () => {
         );
         const pgpass = c.inputs.uploads.find((u: any) => u.file === BACKUP_PGPASS_FILE);
         expect(pgpass.permissions).toBe("0400");
-        expect(pgpass.content).toMatch(/^postgres:5432:\*:app:[A-Za-z0-9]{32}\n$/);
-        const password = pgpass.content.trim().split(":")[4];
-        expect(c.inputs.envs.join(" ")).not.toContain(password);
+        // The app's role for dumps, the replication role for base backups.
+        expect(pgpass.content).toMatch(/^postgres:5432:\*:app:[A-Za-z0-9]{32}\npostgres:5432:\*:vps_stack_wal:[A-Za-z0-9]{32}\n$/);
+        for (const line of pgpass.content.trim().split("\n")) expect(c.inputs.envs.join(" ")).not.toContain(line.split(":")[4]);
         expect(isWrappedSecret(c.raw.uploads)).toBe(true);
         const scriptUpload = c.inputs.uploads.find((u: any) => u.file === BACKUP_SCRIPT);
         expect(scriptUpload.permissions).toBe("0555");
         expect(scriptUpload.content).toBe(backupScript());
+    });
+
+    it("with pitr (the default): base backups on their schedule, the PITR window and the replication role", async () => {
+        const c = (await backupContainer(prod({ timezone: "Europe/Paris", pitr: { baseSchedule: "15 0 * * *", days: 3, baseMaxAgeHours: 30 } })))!;
+        expect(c.inputs.envs).toEqual(expect.arrayContaining(["BASE_SCHEDULE=15 0 * * *", "PITR_DAYS=3", "BASE_MAX_AGE_HOURS=30", "WAL_USER=vps_stack_wal", "WAL_SLOT=vps_stack_wal"]));
+    });
+
+    it("runs a WAL receiver beside it: same image, script and pgpass, data network only, healthy while its slot streams", async () => {
+        const c = (await backupContainer(prod()))!;
+        const wal = ofType(CONTAINER).find((x) => x.inputs.name === "vps-stack-prod-wal")!;
+        expect(wal.inputs.image).toBe(c.inputs.image);
+        expect(wal.inputs.entrypoints).toEqual([BACKUP_SCRIPT]);
+        expect(wal.inputs.command).toEqual(["receive-wal"]);
+        expect(wal.inputs.envs).toEqual(["PGHOST=postgres", "PGPORT=5432", `PGPASSFILE=${BACKUP_PGPASS_FILE}`, `BACKUP_DIR=${BACKUP_MOUNT}`, "WAL_USER=vps_stack_wal", "WAL_SLOT=vps_stack_wal"]);
+        expect(wal.inputs.uploads).toEqual(c.inputs.uploads);
+        expect(isWrappedSecret(wal.raw.uploads)).toBe(true);
+        expect(wal.inputs.volumes).toEqual(c.inputs.volumes);
+        expect(wal.inputs.networksAdvanced).toEqual([{ name: "vps-stack-prod-data" }]);
+        expect(wal.inputs.ports ?? []).toEqual([]);
+        expect(wal.inputs.restart).toBe("unless-stopped");
+        expect(wal.inputs.healthcheck.tests).toEqual(["CMD", BACKUP_SCRIPT, "wal-check"]);
+    });
+
+    it("without pitr: no WAL receiver, no replication role, the server's command and pg_hba as before", async () => {
+        const c = (await backupContainer(prod({ pitr: { enabled: false } })))!;
+        expect(ofType(CONTAINER).find((x) => x.inputs.name === "vps-stack-prod-wal")).toBeUndefined();
+        expect(c.inputs.envs.join(" ")).not.toMatch(/BASE_SCHEDULE|WAL_USER/);
+        expect(c.inputs.uploads.find((u: any) => u.file === BACKUP_PGPASS_FILE).content).not.toContain("vps_stack_wal");
+        const pg = ofType(CONTAINER).find((x) => x.inputs.name === "vps-stack-prod-postgres")!;
+        expect(pg.inputs.command.join(" ")).not.toMatch(/hba_file|max_slot_wal_keep_size/);
     });
 
     it("is absent when backups are disabled", async () => {

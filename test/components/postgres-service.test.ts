@@ -1,6 +1,7 @@
 // PostgresService under Pulumi mocks: image, network, the 0400 password file, init, healthcheck, limits, replacement.
 import * as pulumi from "@pulumi/pulumi";
-import { POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE } from "../../components/postgres-service";
+import { POSTGRES_HBA_FILE, POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE } from "../../components/postgres-service";
+import { BACKUP_PGPASS_FILE } from "../../render/backup";
 import { loadConfig } from "../../config";
 import { LOG_OPTS } from "../../plan/container-defaults";
 import { byName, generatedSecrets, ofType, resetRecorded, VOLUME } from "../mocks";
@@ -74,5 +75,24 @@ describe("PostgresService", () => {
         const pw = upload(container("vps-stack-preprod-postgres"), POSTGRES_PASSWORD_FILE).content;
         expect(cmd.create).not.toContain(pw);
         expect(cmd.stdin).toContain(`ALTER ROLE "app" WITH PASSWORD '${pw}';`);
+    });
+
+    it("with pitr: lets the WAL role replicate, caps the slot's WAL, and creates the role with its own generated password", async () => {
+        await build(preprodConfig((c) => (c.postgres = { maxSlotWalKeepSize: "5GB" })));
+        const pg = container("vps-stack-preprod-postgres");
+        expect(pg.command).toEqual(expect.arrayContaining(["max_slot_wal_keep_size=5GB", `hba_file=${POSTGRES_HBA_FILE}`]));
+        const hba = upload(pg, POSTGRES_HBA_FILE);
+        expect(hba.permissions).toBe("0444");
+        const rules = hba.content.split("\n").filter((l: string) => l && !l.startsWith("#")).map((l: string) => l.split(/\s+/).join(" "));
+        // Replication from the network for the WAL role only, by password; the rest as the official image has it.
+        expect(rules.filter((r: string) => r.startsWith("host replication"))).toEqual(["host replication vps_stack_wal all scram-sha-256"]);
+        expect(rules[rules.length - 1]).toBe("host all all all scram-sha-256");
+        const cmd = byName("vps-stack-postgres-password").inputs;
+        const walPassword = upload(container("vps-stack-preprod-backup"), BACKUP_PGPASS_FILE).content.split("\n")[1].split(":")[4];
+        expect(generatedSecrets.has(walPassword)).toBe(true);
+        expect(walPassword).not.toBe(upload(pg, POSTGRES_PASSWORD_FILE).content);
+        expect(cmd.stdin).toContain("WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vps_stack_wal') \\gexec");
+        expect(cmd.stdin).toContain(`ALTER ROLE "vps_stack_wal" WITH LOGIN REPLICATION PASSWORD '${walPassword}';`);
+        expect(cmd.create).not.toContain(walPassword);
     });
 });

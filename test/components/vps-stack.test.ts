@@ -10,8 +10,8 @@ describe("VpsStack", () => {
     it("names every container, network and volume vps-stack-<stack>-…", async () => {
         await build(preprodConfig());
         const named = [...ofType(CONTAINER), ...ofType(NETWORK), ...ofType(VOLUME)].map((r) => r.inputs.name);
-        // postgres, redis, backup, api ×2, web, nginx; edge, data; postgres, redis and nginx-config volumes
-        expect(named.length).toBe(7 + 2 + 3);
+        // postgres, redis, backup, wal, api ×2, web, nginx; edge, data; postgres, redis and nginx-config volumes
+        expect(named.length).toBe(8 + 2 + 3);
         for (const n of named) expect(n).toMatch(/^vps-stack-preprod-/);
     });
 

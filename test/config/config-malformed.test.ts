@@ -260,6 +260,11 @@ const classes: Record<string, Case[]> = {
         c("hourly schedule with a one-hour max age", (x) => (x.backup = { schedule: "0 * * * *", maxAgeHours: 1 }), "backup.maxAgeHours"),
         c("a leap-day schedule", (x) => (x.backup = { schedule: "0 2 29 2 *" }), "backup.schedule"),
         c("max age of zero", (x) => (x.backup = { maxAgeHours: 0 }), "backup.maxAgeHours"),
+        c("weekly base backups with the default base max age", (x) => (x.backup = { pitr: { baseSchedule: "0 1 * * 0" } }), "backup.pitr.baseMaxAgeHours"),
+        c("a base backup schedule that never comes", (x) => (x.backup = { pitr: { baseSchedule: "0 1 31 2 *" } }), "backup.pitr.baseSchedule"),
+        c("a base backup schedule across midnight", (x) => (x.backup = { pitr: { baseSchedule: "0 22-2 * * *" } }), "backup.pitr.baseSchedule"),
+        c("a PITR window of zero days", (x) => (x.backup = { pitr: { days: 0 } }), "backup.pitr.days"),
+        c("a slot WAL cap in Redis's units", (x) => (x.postgres = { maxSlotWalKeepSize: "2gb" }), "postgres.maxSlotWalKeepSize"),
     ],
     "wrong types": [
         c('"yes" for a boolean', (x) => (x.redis = { appendonly: "yes" }), "redis.appendonly"),
