@@ -39,7 +39,9 @@ enable_offsite() {
         pulumi config set --stack "$STACK" --path backup.offsite.pathStyle true &&
         pulumi config set --stack "$STACK" --path backup.offsite.accessKeyId "$S3_ACCESS_KEY_ID" &&
         pulumi config set --stack "$STACK" --secret --path secrets.OFFSITE_SECRET_ACCESS_KEY "$secret" &&
-        pulumi config set --stack "$STACK" --secret --path secrets.OFFSITE_PASSPHRASE "e2e passphrase $(head -c 12 /dev/urandom | base64)" || return 1
+        pulumi config set --stack "$STACK" --secret --path secrets.OFFSITE_PASSPHRASE "e2e passphrase $(head -c 12 /dev/urandom | base64)" &&
+        pulumi config set --stack "$STACK" --path 'apps[0].volumes[0].name' files &&
+        pulumi config set --stack "$STACK" --path 'apps[0].volumes[0].path' /srv/files || return 1
     local start=$SECONDS
     up "$STACK" || return 1
     uploaded_since "$(($(date +%s) - 5))" || return 1
@@ -56,6 +58,20 @@ encrypted() {
     uploaded_since "$t" || return 1
     grep -rlqa -- "$marker" "$E2E/backups/$STACK/wal" || { echo "the marker is not even in the local WAL: the check proves nothing"; return 1; }
     if grep -rlqa -- "$marker" "$S3_DIR"; then echo "the marker is readable in the store: $(grep -rla -- "$marker" "$S3_DIR" | head -3)"; return 1; fi
+}
+
+# An app volume's files: written, archived (the output's 'volumes' command), shipped with the rest.
+VOLUME="vps-stack-$STACK-api-files"
+volume_sums() { docker run --rm --network none -v "$1:/v:ro" --entrypoint sh postgres:16-alpine -c 'cd /v && find . -type f | sort | xargs -r sha256sum'; }
+volume_archived() {
+    docker run --rm --network none -v "$VOLUME:/v" --entrypoint sh postgres:16-alpine -c \
+        'head -c 300000 /dev/urandom >/v/blob.bin && mkdir -p /v/sub && echo "uploaded by a user" >/v/sub/note.txt && chmod 640 /v/sub/note.txt' || return 1
+    volume_sums "$VOLUME" >"$E2E/volume.sha256" || return 1
+    [ "$(wc -l <"$E2E/volume.sha256")" = 2 ] || { echo "the files are not in the volume"; return 1; }
+    local t
+    t=$(date +%s)
+    run_output_cmd volumes || return 1
+    uploaded_since "$((t + 1))"
 }
 
 # The writer commits a row every 100 ms and logs "n epoch.ns" once the commit returned.
@@ -120,21 +136,37 @@ restored_to_t() {
     [ "$got" -ge "$expected" ] || { echo "$got rows, expected the $expected committed before T"; return 1; }
     note "restore from off-site to T: $got rows, $expected acknowledged before T"
 }
-adopted() { offsite_cmd now && offsite_cmd check; }
+volume_restored() {
+    local snapshot
+    snapshot=$(sed -n 's/^restore: off-site snapshot \([0-9a-f]*\).*/\1/p' "$LOG" | head -n 1)
+    [ -z "$(volume_sums "$VOLUME")" ] || { echo "the new host's volume is not empty"; return 1; }
+    restore_pitr --volume api-files --from-offsite --snapshot "$snapshot" --confirm || return 1
+    diff <(volume_sums "$VOLUME") "$E2E/volume.sha256" || { echo "the volume's files differ from before the loss"; return 1; }
+    health_ok "$STACK" "$HTTPS_PORT" >/dev/null || { echo "the app does not answer after the volume's restore"; return 1; }
+}
+# The new host's backups go on: a dump, the uploader (adopted), and the backup job's check.
+adopted() { run_output_cmd now && offsite_cmd now && offsite_cmd check && run_output_cmd check; }
 disable_offsite() {
     pulumi config rm --stack "$STACK" --path backup.offsite && pulumi config rm --stack "$STACK" --path backup.rpoSeconds &&
-        pulumi config rm --stack "$STACK" --path secrets.OFFSITE_SECRET_ACCESS_KEY && pulumi config rm --stack "$STACK" --path secrets.OFFSITE_PASSPHRASE &&
-        up "$STACK" && pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
+        pulumi config rm --stack "$STACK" --path 'apps[0].volumes' &&
+        pulumi config rm --stack "$STACK" --path secrets.OFFSITE_SECRET_ACCESS_KEY && pulumi config rm --stack "$STACK" --path secrets.OFFSITE_PASSPHRASE || return 1
+    if ! up "$STACK"; then
+        docker inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "vps-stack-$STACK-backup" 2>&1 | tail -n 5
+        return 1
+    fi
+    pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
 }
 
 check "O1. a real S3-compatible store runs on this machine (SeaweedFS on Docker's bridge gateway)" start_store
 check "O2. with backup.offsite, pulumi up starts the uploader; its first upload succeeds and its check passes" enable_offsite
 check "O3. encrypted before it leaves: a row's marker is in the local WAL and in no file of the store" encrypted
+check "O3b. an app volume's files are archived and shipped with the rest" volume_archived
 check "O4. the VPS is lost: writes running, T noted, database and uploader killed, stack destroyed with its volumes, backups deleted" lose_the_vps
 check "O5. the same stack on a \"new host\": an empty database, and the uploader holds instead of uploading the empty directory" new_host_up
 check "O6. scripts/restore.sh --from-offsite: the latest write, at most rpoSeconds lost, no hole" restored_latest
 check "O7. scripts/restore.sh --from-offsite --to T: every row committed before T, none after" restored_to_t
-check "O8. the uploader adopted the new host's directory: an upload now succeeds and its check passes" adopted
-check "O9. the off-site copy removed from the config: pulumi up removes the uploader, no change left" disable_offsite
+check "O7b. scripts/restore.sh --volume --from-offsite: the app volume's files come back byte for byte" volume_restored
+check "O8. backups go on on the new host: a dump, an upload (the uploader adopted its directory), both checks pass" adopted
+check "O9. the off-site copy and the volume removed from the config: pulumi up removes them, no change left" disable_offsite
 docker volume ls -q --filter "label=vps-stack.stack=$STACK" --filter label=vps-stack.safety-copy | xargs -r docker volume rm >>"$LOG" 2>&1
 bash e2e/lib/seaweedfs.sh stop "$S3_DIR" >>"$LOG" 2>&1

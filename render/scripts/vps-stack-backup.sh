@@ -1034,7 +1034,15 @@ cmd_schedule() {
     [ -f "$INSTALLED" ] || write_marker "$INSTALLED" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     log "scheduled: backups at '$BACKUP_SCHEDULE', verification at '$VERIFY_SCHEDULE', base backups at '${BASE_SCHEDULE:-never}' (TZ=${TZ:-UTC}); keep $KEEP_DAILY daily, $KEEP_WEEKLY weekly, $KEEP_MONTHLY monthly; base backups and WAL for $PITR_DAYS days"
     last=""
+    first_base_try=0
     while :; do
+        # Point-in-time recovery starts at a base backup: without one (a new stack, PITR just turned on,
+        # a new host), take it now rather than at the next scheduled time; retried every 5 minutes.
+        if [ -n "$BASE_SCHEDULE" ] && [ -z "$(list_bases)" ] && [ $(($(now) - first_base_try)) -ge 300 ]; then
+            first_base_try=$(now)
+            log "no base backup yet: taking the first one now"
+            ("$0" base) || log "the first base backup failed (see above); tried again in 5 minutes"
+        fi
         key=$(date +%Y%m%d%H%M)
         if [ "$key" != "$last" ]; then
             last=$key

@@ -370,6 +370,23 @@ describe("the scheduler", () => {
     }, 60_000);
 });
 
+describe("the first base backup", () => {
+    it("is taken as soon as the scheduler starts without one, not at the next scheduled time", async () => {
+        const d = tmp("pitr-first-base");
+        const child = spawn("sh", [SCRIPT, "schedule"], {
+            env: { ...pg.env, BACKUP_DIR: d, BACKUP_PREFIX: "test-app", BACKUP_SCHEDULE: "0 0 1 1 *", VERIFY_SCHEDULE: "0 0 1 1 *", BASE_SCHEDULE: "0 0 1 1 *", TZ: "UTC" },
+            detached: true,
+            stdio: "ignore",
+        });
+        try {
+            await eventually(async () => read(path.join(d, "last-base-success")), (m) => m.includes("name=test-app-"), 30_000);
+        } finally {
+            process.kill(-child.pid!, "SIGTERM");
+        }
+        expect(bases(d)).toHaveLength(1);
+    }, 60_000);
+});
+
 describe("pitr-restore-into", () => {
     it("recovers to a timestamp (rows before it, none after) and to the end of the WAL from the .partial segment", async () => {
         await walCheckIs(0);
