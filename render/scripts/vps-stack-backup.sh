@@ -1036,21 +1036,23 @@ cmd_schedule() {
     last=""
     first_base_try=0
     while :; do
-        # Point-in-time recovery starts at a base backup: without one (a new stack, PITR just turned on,
-        # a new host), take it now rather than at the next scheduled time; retried every 5 minutes.
-        if [ -n "$BASE_SCHEDULE" ] && [ -z "$(list_bases)" ] && [ $(($(now) - first_base_try)) -ge 300 ]; then
-            first_base_try=$(now)
-            log "no base backup yet: taking the first one now"
-            ("$0" base) || log "the first base backup failed (see above); tried again in 5 minutes"
-        fi
         key=$(date +%Y%m%d%H%M)
         if [ "$key" != "$last" ]; then
             last=$key
+            # Point-in-time recovery starts at a base backup: without one (a new stack, PITR just turned
+            # on, a new host), take it now rather than at the next scheduled time; retried every 5 minutes.
+            based=""
+            if [ -n "$BASE_SCHEDULE" ] && [ -z "$(list_bases)" ] && [ $(($(now) - first_base_try)) -ge 300 ]; then
+                first_base_try=$(now)
+                based=1
+                log "no base backup yet: taking the first one now"
+                ("$0" base) || log "the first base backup failed (see above); tried again in 5 minutes"
+            fi
             # shellcheck disable=SC2046 # split into the five fields on purpose
             set -- $(date +'%M %H %d %m %w')
             if cron_match "$BACKUP_SCHEDULE" "$@"; then ("$0" run) || log "scheduled backup failed (see above); the check now fails"; fi
             if cron_match "$VERIFY_SCHEDULE" "$@"; then ("$0" verify) || log "scheduled verification failed (see above); the check now fails"; fi
-            if [ -n "$BASE_SCHEDULE" ] && cron_match "$BASE_SCHEDULE" "$@"; then ("$0" base) || log "scheduled base backup failed (see above); the check now fails"; fi
+            if [ -n "$BASE_SCHEDULE" ] && [ -z "$based" ] && cron_match "$BASE_SCHEDULE" "$@"; then ("$0" base) || log "scheduled base backup failed (see above); the check now fails"; fi
             if [ -n "$VOLUMES" ] && [ -n "$VOLUME_SCHEDULE" ] && cron_match "$VOLUME_SCHEDULE" "$@"; then ("$0" volumes) || log "scheduled volume archive failed (see above); the check now fails"; fi
         fi
         sleep $((61 - $(date +%S | sed 's/^0//')))
