@@ -16,6 +16,8 @@ export const POSTGRES_PORT = 5432;
 export const POSTGRES_PASSWORD_FILE = "/run/secrets/postgres-password";
 export const POSTGRES_INIT_FILE = "/docker-entrypoint-initdb.d/00-vps-stack-extensions.sql";
 export const POSTGRES_HBA_FILE = "/etc/vps-stack/pg_hba.conf";
+/** The WAL role's password, beside the owner's: a point-in-time restore sets both again from these files. */
+export const POSTGRES_WAL_PASSWORD_FILE = "/run/secrets/wal-password";
 
 /** Image, tuning, limits and volume protection are the config's postgres section, with its defaults. */
 export interface PostgresServiceArgs extends StackScope, Omit<StackConfig["postgres"], "passwordLength"> {
@@ -70,7 +72,12 @@ export class PostgresService extends pulumi.ComponentResource {
                     { file: POSTGRES_PASSWORD_FILE, content: this.password, permissions: "0400" },
                     // Read by the postgres user during the first initialisation.
                     { file: POSTGRES_INIT_FILE, content: renderPostgresInitSql(args.extensions), permissions: "0444" },
-                    ...(args.wal ? [{ file: POSTGRES_HBA_FILE, content: renderPgHba(args.wal.role), permissions: "0444" }] : []),
+                    ...(args.wal
+                        ? [
+                              { file: POSTGRES_HBA_FILE, content: renderPgHba(args.wal.role), permissions: "0444" },
+                              { file: POSTGRES_WAL_PASSWORD_FILE, content: pulumi.secret(pulumi.output(args.wal.password)), permissions: "0400" },
+                          ]
+                        : []),
                 ],
                 volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
                 networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],

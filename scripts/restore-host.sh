@@ -166,6 +166,21 @@ for _ in $(seq 180); do
     sleep 1
 done
 [ "$(docker inspect -f '{{.State.Health.Status}}' "$pg")" = healthy ] || die "PostgreSQL is not healthy 180s after the restore (docker logs $pg); the previous data is in $safety"
+# The restored roles have the passwords of their time (another deploy's after the loss of a host, or from
+# before a rotation); the stack's current ones are files in the server's container. Set from there, on
+# psql's stdin, never in an argument.
+# shellcheck disable=SC2016 # expanded in the container
+if ! docker exec "$pg" sh -c '
+    lit() { printf "'"'"'%s'"'"'" "$(sed "s/'"'"'/'"'"''"'"'/g" "$1")"; }
+    {
+        echo "ALTER ROLE \"$POSTGRES_USER\" WITH PASSWORD $(lit /run/secrets/postgres-password);"
+        if [ -f /run/secrets/wal-password ]; then
+            echo "SELECT '"'"'CREATE ROLE vps_stack_wal WITH LOGIN REPLICATION'"'"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '"'"'vps_stack_wal'"'"') \gexec"
+            echo "ALTER ROLE vps_stack_wal WITH LOGIN REPLICATION PASSWORD $(lit /run/secrets/wal-password);"
+        fi
+    } | psql -v ON_ERROR_STOP=1 -q -U "$POSTGRES_USER" -d "$POSTGRES_DB"'; then
+    log "could not set the roles' passwords to the stack's (the apps and the backups may not log in): pulumi up --replace the postgres password command, or set them by hand"
+fi
 docker volume rm "$restored" >/dev/null
 # The restored server is on a new timeline: a base backup on it keeps the next restore short.
 docker exec "$backup" vps-stack-backup base || log "the base backup after the restore failed; the next scheduled one will retry (docker logs $backup)"

@@ -1,6 +1,6 @@
 // PostgresService under Pulumi mocks: image, network, the 0400 password file, init, healthcheck, limits, replacement.
 import * as pulumi from "@pulumi/pulumi";
-import { POSTGRES_HBA_FILE, POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE } from "../../components/postgres-service";
+import { POSTGRES_HBA_FILE, POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE, POSTGRES_WAL_PASSWORD_FILE } from "../../components/postgres-service";
 import { BACKUP_PGPASS_FILE } from "../../render/backup";
 import { loadConfig } from "../../config";
 import { LOG_OPTS } from "../../plan/container-defaults";
@@ -94,5 +94,8 @@ describe("PostgresService", () => {
         expect(cmd.stdin).toContain("WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vps_stack_wal') \\gexec");
         expect(cmd.stdin).toContain(`ALTER ROLE "vps_stack_wal" WITH LOGIN REPLICATION PASSWORD '${walPassword}';`);
         expect(cmd.create).not.toContain(walPassword);
+        // Beside the owner's, as a 0400 secret file: a point-in-time restore sets both again from them.
+        expect(upload(pg, POSTGRES_WAL_PASSWORD_FILE)).toMatchObject({ content: walPassword, permissions: "0400" });
+        expect(await uploadIsSecret("vps-stack-postgres", POSTGRES_WAL_PASSWORD_FILE)).toBe(true);
     });
 });
