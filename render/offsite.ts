@@ -68,5 +68,7 @@ export function offsiteCommands(containerName: string, ssh?: SshTarget) {
         check: exec("check"),
         status: exec("status"),
         verify: exec("verify"),
+        /** Fetch the newest dump back from the store (the weekly verification test-restores it); daily by itself. */
+        fetch: exec("fetch-dump"),
     };
 }

@@ -136,6 +136,14 @@ restored_to_t() {
     [ "$got" -ge "$expected" ] || { echo "$got rows, expected the $expected committed before T"; return 1; }
     note "restore from off-site to T: $got rows, $expected acknowledged before T"
 }
+# The weekly verification test-restores what is off-site: the newest dump, fetched back from the store.
+verified_offsite() {
+    local out
+    offsite_cmd fetch || return 1
+    out=$(run_output_cmd verify 2>&1)
+    echo "$out"
+    grep -q "(the off-site copy)" <<<"$out" && grep -q "verification ok" <<<"$out"
+}
 volume_restored() {
     local snapshot
     snapshot=$(sed -n 's/^restore: off-site snapshot \([0-9a-f]*\).*/\1/p' "$LOG" | head -n 1)
@@ -167,6 +175,7 @@ check "O6. scripts/restore.sh --from-offsite: the latest write, at most rpoSecon
 check "O7. scripts/restore.sh --from-offsite --to T: every row committed before T, none after" restored_to_t
 check "O7b. scripts/restore.sh --volume --from-offsite: the app volume's files come back byte for byte" volume_restored
 check "O8. backups go on on the new host: a dump, an upload (the uploader adopted its directory), both checks pass" adopted
+check "O8b. the verification test-restores the newest dump fetched back from the store, not the local file" verified_offsite
 check "O9. the off-site copy and the volume removed from the config: pulumi up removes them, no change left" disable_offsite
 docker volume ls -q --filter "label=vps-stack.stack=$STACK" --filter label=vps-stack.safety-copy | xargs -r docker volume rm >>"$LOG" 2>&1
 bash e2e/lib/seaweedfs.sh stop "$S3_DIR" >>"$LOG" 2>&1

@@ -407,11 +407,31 @@ verify_failed() {
 cmd_verify() {
     lock
     dump=$(resolve_dump "${1:-}")
+    source=local
+    # With an off-site copy, the scheduled verification test-restores what is off-site: the newest dump
+    # that the uploader fetched back from the store (once a day), not the local file.
+    if [ "$OFFSITE" = 1 ] && { [ -z "${1:-}" ] || [ "$1" = latest ]; }; then
+        fetched=$(marker_get "$BACKUP_DIR/offsite-fetch" file)
+        ftime=$(marker_get "$BACKUP_DIR/offsite-fetch" time)
+        VERIFY_FILE=${fetched:-?}
+        if [ -z "$fetched" ] || [ ! -f "$BACKUP_DIR/offsite-verify/$fetched" ]; then
+            verify_failed "no dump fetched back from the off-site copy yet (the uploader does it once a day: vps-stack-offsite fetch-dump)"
+        fi
+        if [ $(($(now) - ftime)) -gt 172800 ]; then
+            verify_failed "the dump fetched back from off-site is $((($(now) - ftime) / 3600))h old: the uploader's daily fetch fails (docker logs of the offsite container)"
+        fi
+        dump="$BACKUP_DIR/offsite-verify/$fetched"
+        source=off-site
+        # The same bytes as the local dump, while that one is still here.
+        if [ -f "$BACKUP_DIR/$fetched.sha256" ] && [ "$(cut -d ' ' -f 1 "$BACKUP_DIR/$fetched.sha256")" != "$(cut -d ' ' -f 1 "$dump.sha256" 2>/dev/null)" ]; then
+            verify_failed "the off-site copy of $fetched is not the local one (their sha256 differ)"
+        fi
+    fi
     VERIFY_FILE=$(basename "$dump")
     [ -f "$dump" ] || verify_failed "no such backup: $dump"
     ( check_sum "$dump" ) || verify_failed "checksum mismatch"
     db="vps_stack_verify_$(now)_$$"
-    log "verifying $VERIFY_FILE in throwaway database $db"
+    log "verifying $VERIFY_FILE (the $source copy) in throwaway database $db"
     sql -d "${PGDATABASE:-postgres}" -c "CREATE DATABASE \"$db\"" || verify_failed "cannot create database $db"
     # shellcheck disable=SC2064 # expand $db now
     trap "sql -d '${PGDATABASE:-postgres}' -c 'DROP DATABASE IF EXISTS \"$db\"' >/dev/null 2>&1 || true" EXIT INT TERM
@@ -426,8 +446,8 @@ cmd_verify() {
     counts=$(sql -d "$db" -c "SELECT string_agg(format('%s=%s', t, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', t), false, true, '')))[1]::text), ',' ORDER BY t) FROM (SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')) s")
     rows=$(printf '%s' "$counts" | tr ',' '\n' | awk -F= '{s += $2} END {print s + 0}')
     rm -f "$VERIFY_FAILURE"
-    write_marker "$VERIFY_SUCCESS" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "file=$VERIFY_FILE" "tables=$tables" "rows=$rows" "counts=$counts"
-    log "verification ok: $VERIFY_FILE restores $tables tables, $rows rows"
+    write_marker "$VERIFY_SUCCESS" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "file=$VERIFY_FILE" "source=$source" "tables=$tables" "rows=$rows" "counts=$counts"
+    log "verification ok: $VERIFY_FILE ($source) restores $tables tables, $rows rows"
 }
 
 # ---------------------------------------------------------------------------------------------------

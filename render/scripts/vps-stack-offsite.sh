@@ -14,6 +14,7 @@
 #   vps-stack-offsite restore-into DIR [SNAPSHOT]  the backup directory as SNAPSHOT (default: the latest) held it, into
 #                                            the empty directory DIR (then: vps-stack-backup pitr-restore-into with BACKUP_DIR=DIR)
 #   vps-stack-offsite adopt [WHY]            take this directory as the history to upload (a new host holds until then)
+#   vps-stack-offsite fetch-dump             the newest dump of the latest snapshot into BACKUP_DIR/offsite-verify/ (daily, by schedule)
 #   vps-stack-offsite verify [PERCENT]       restic check, reading PERCENT% (default 10; 0: none) of the stored data back
 #
 # Settings (environment): RESTIC_REPOSITORY (s3:http[s]://host[:port]/bucket/prefix), RESTIC_PASSWORD_FILE,
@@ -454,6 +455,49 @@ cmd_restore_into() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# fetch-dump: the newest dump of the latest snapshot, with its .sha256, into BACKUP_DIR/offsite-verify/
+# (replacing what was there), for vps-stack-backup's verification: it then test-restores what is
+# off-site, not the local copy. Marker offsite-fetch (time, file, snapshot). Run once a day by schedule.
+# ---------------------------------------------------------------------------------------------------
+FETCH="$BACKUP_DIR/offsite-fetch"
+FETCH_DIR="$BACKUP_DIR/offsite-verify"
+cmd_fetch_dump() {
+    need_repo
+    work_dir
+    st=0
+    restic_run "$WORK/out" "$WORK/err" ls --json --host "$OFFSITE_HOST" --tag "$TAG" latest || st=$?
+    if [ "$st" != 0 ]; then
+        cat "$WORK/err" >&2
+        die "cannot list the latest snapshot: $(last_error "$WORK/err" "$st")"
+    fi
+    id=$(sed -n '/"struct_type":"snapshot"/s/.*"id":"\([0-9a-f]\{64\}\)".*/\1/p' "$WORK/out" | head -n 1)
+    src=$(sed -n '/"struct_type":"snapshot"/s/.*"paths":\["\([^"]*\)"[],].*/\1/p' "$WORK/out" | head -n 1)
+    if [ -z "$id" ] || [ -z "$src" ]; then die "no snapshot of host $OFFSITE_HOST in $RESTIC_REPOSITORY"; fi
+    # The dumps at the top of the backup directory (<prefix>-YYYYMMDDTHHMMSSZ.dump), newest by the time in
+    # their name.
+    dump=$(sed -n 's/.*"path":"\([^"]*-[0-9]\{8\}T[0-9]\{6\}Z\.dump\)".*/\1/p' "$WORK/out" |
+        awk -v dir="$src/" 'index($0, dir) == 1 && index(substr($0, length(dir) + 1), "/") == 0' |
+        awk -F- '{ print $NF "\t" $0 }' | sort | tail -n 1 | cut -f 2)
+    [ -n "$dump" ] || die "the latest off-site snapshot ($id) holds no dump"
+    stage="$BACKUP_DIR/.offsite-fetch.$$"
+    # shellcheck disable=SC2064 # the paths are fixed now
+    trap "rm -rf '$WORK' '$stage'" EXIT
+    st=0
+    restic_run "$WORK/out" "$WORK/err" restore "$id" --target "$stage" --include "$dump" --include "$dump.sha256" || st=$?
+    if [ "$st" != 0 ] || [ ! -f "$stage$dump" ] || [ ! -f "$stage$dump.sha256" ]; then
+        cat "$WORK/err" >&2
+        die "could not fetch $dump and its checksum from the store: $(last_error "$WORK/err" "$st")"
+    fi
+    rm -rf "$FETCH_DIR"
+    mkdir -p "$FETCH_DIR"
+    name=$(basename "$dump")
+    mv "$stage$dump" "$FETCH_DIR/$name"
+    mv "$stage$dump.sha256" "$FETCH_DIR/$name.sha256"
+    write_marker "$FETCH" "time=$(now)" "iso=$(iso_of "$(now)")" "file=$name" "snapshot=$id"
+    log "fetched $name from snapshot $id into $FETCH_DIR"
+}
+
+# ---------------------------------------------------------------------------------------------------
 # verify [PERCENT]: restic check reads the index and the snapshots' trees, lists every object, and reads
 # PERCENT% of the data packs back from the store (with a fresh cache): a missing object fails it, a
 # damaged one when it is among those read.
@@ -549,6 +593,7 @@ cmd_schedule() {
     # A failed forget is tried again after an hour (or PRUNE_INTERVAL when shorter), not every upload.
     retry=$((PRUNE_INTERVAL < 3600 ? PRUNE_INTERVAL : 3600))
     last_try=0
+    last_fetch_try=0
     while :; do
         tick=$(date -u +%s)
         st=0
@@ -558,6 +603,12 @@ cmd_schedule() {
             75) log "scheduler: no upload this time: a forget or verify started by hand holds the lock" ;;
             *) log "scheduler: the upload failed (see above); the check fails until one succeeds" ;;
         esac
+        # Once a day, the newest dump comes back from the store for the backup job's verification.
+        fetched=$(marker_get "$FETCH" time)
+        if [ -f "$SUCCESS" ] && { [ -z "$fetched" ] || [ $(($(now) - fetched)) -ge 86400 ]; } && [ $((tick - last_fetch_try)) -ge 3600 ]; then
+            last_fetch_try=$tick
+            run_child cmd_fetch_dump || log "scheduler: fetching the newest dump back failed (see above); tried again in an hour"
+        fi
         pruned=$(marker_get "$PRUNED" time)
         if { [ -z "$pruned" ] || [ $(($(now) - pruned)) -ge "$PRUNE_INTERVAL" ]; } && [ $((tick - last_try)) -ge "$retry" ]; then
             last_try=$tick
@@ -588,6 +639,7 @@ case $cmd in
     status) cmd_status ;;
     restore-into) cmd_restore_into "$@" ;;
     adopt) cmd_adopt "$@" ;;
+    fetch-dump) cmd_fetch_dump ;;
     verify) cmd_verify "$@" ;;
     *)
         awk 'NR == 1 { next } !/^#/ { exit } { sub(/^# ?/, ""); print }' "$0" >&2

@@ -110,6 +110,34 @@ describe("verification", () => {
         expect(backup(["check"]).code).toBe(0);
     });
 
+    it("with an off-site copy, test-restores the dump fetched back from the store, not the local file", () => {
+        expect(backup(["run"]).code).toBe(0);
+        const [file] = dumps();
+        const off = { OFFSITE: "1" };
+        // Nothing fetched back yet: a loud failure, not a quiet fallback to the local copy.
+        const none = backup(["verify"], off);
+        expect([none.code, none.out]).toEqual([1, expect.stringContaining("no dump fetched back from the off-site copy")]);
+        fs.mkdirSync(path.join(dir, "offsite-verify"));
+        fs.copyFileSync(path.join(dir, file), path.join(dir, "offsite-verify", file));
+        fs.copyFileSync(path.join(dir, `${file}.sha256`), path.join(dir, "offsite-verify", `${file}.sha256`));
+        fs.writeFileSync(path.join(dir, "offsite-fetch"), `time=${Math.floor(Date.now() / 1000)}\nfile=${file}\n`);
+        const ok = backup(["verify"], off);
+        expect([ok.code, ok.out]).toEqual([0, expect.stringContaining("(the off-site copy)")]);
+        expect(marker("last-verify-success")).toMatch(/^source=off-site$/m);
+        expect(marker("last-verify-success")).toMatch(/^rows=2500$/m);
+        // The local file is not what was read: damaged, the verification of the off-site copy still passes.
+        fs.writeFileSync(path.join(dir, file), "damaged local copy");
+        expect(backup(["verify"], off).code).toBe(0);
+        // A fetched copy that is not the local dump (another checksum) fails.
+        fs.writeFileSync(path.join(dir, "offsite-verify", `${file}.sha256`), `${"0".repeat(64)}  ${file}\n`);
+        const differs = backup(["verify"], off);
+        expect([differs.code, differs.out]).toEqual([1, expect.stringContaining("is not the local one")]);
+        // A fetch two days old: the uploader's daily fetch is failing.
+        fs.copyFileSync(path.join(dir, `${file}.sha256`), path.join(dir, "offsite-verify", `${file}.sha256`));
+        fs.writeFileSync(path.join(dir, "offsite-fetch"), `time=${Math.floor(Date.now() / 1000) - 3 * 86400}\nfile=${file}\n`);
+        expect(backup(["verify"], off).out).toContain("daily fetch fails");
+    });
+
     it("fails loudly on a corrupted dump, and the check fails until a verification passes", () => {
         expect(backup(["run"]).code).toBe(0);
         const [file] = dumps();

@@ -262,6 +262,25 @@ describe("upload and restore-into", () => {
     }, 90_000);
 });
 
+describe("fetch-dump", () => {
+    it("brings the newest dump of the latest snapshot back, with its checksum, for the backup job's verification", () => {
+        const d = dir("fetch");
+        fillBackupDir(d);
+        expect(offsite(["upload"], { backupDir: d, host: "fetch" }).code).toBe(0);
+        const r = offsite(["fetch-dump"], { backupDir: d, host: "fetch", busybox: true });
+        expect([r.code, r.out]).toEqual([0, expect.stringContaining("fetched test-app-20261102T020000Z.dump")]);
+        const got = path.join(d, "offsite-verify");
+        expect(fs.readdirSync(got).sort()).toEqual(["test-app-20261102T020000Z.dump", "test-app-20261102T020000Z.dump.sha256"]);
+        for (const f of fs.readdirSync(got)) expect(fs.readFileSync(path.join(got, f)).equals(fs.readFileSync(path.join(d, f)))).toBe(true);
+        expect(marker(d, "offsite-fetch")).toMatchObject({ file: "test-app-20261102T020000Z.dump", snapshot: expect.stringMatching(/^[0-9a-f]{64}$/) });
+        // What it fetched is never uploaded again.
+        expect(offsite(["upload"], { backupDir: d, host: "fetch" }).code).toBe(0);
+        const target = path.join(dir("fetch-restore"), "into");
+        expect(offsite(["restore-into", target], { backupDir: d, host: "fetch" }).code).toBe(0);
+        expect(fs.existsSync(path.join(target, "offsite-verify"))).toBe(false);
+    }, 90_000);
+});
+
 describe("a new host facing the store's history", () => {
     it("holds instead of uploading an empty directory over it, says so in its check, and uploads once adopted", () => {
         const old = dir("history");
