@@ -371,9 +371,16 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
             });
         }
         for (const name of ["OFFSITE_SECRET_ACCESS_KEY", "OFFSITE_PASSPHRASE"]) {
-            if (!(name in cfg.secrets)) {
-                const what = name === "OFFSITE_PASSPHRASE" ? "<a long passphrase, kept outside the VPS too>" : "<secret key>";
-                add({ path: `secrets.${name}`, message: "is required by backup.offsite", fix: `pulumi config set --secret --path 'secrets.${name}' ${what}` });
+            const what = name === "OFFSITE_PASSPHRASE" ? "<a long passphrase, kept outside the VPS too>" : "<secret key>";
+            const fix = `pulumi config set --secret --path 'secrets.${name}' ${what}`;
+            const value = cfg.secrets[name];
+            if (value === undefined) {
+                add({ path: `secrets.${name}`, message: "is required by backup.offsite", fix });
+            } else if (/[\r\n]/.test(value) || value !== value.trim()) {
+                // The key goes into an INI file and the passphrase into a file restic trims: one line, as typed.
+                add({ path: `secrets.${name}`, message: "must be one line without leading or trailing spaces", fix });
+            } else if (name === "OFFSITE_PASSPHRASE" && value.length < 16) {
+                add({ path: `secrets.${name}`, message: "is shorter than 16 characters: it is the only key to the off-site copy", fix: `pulumi config set --secret --path 'secrets.${name}' "$(openssl rand -base64 32)"` });
             }
         }
         if (!cfg.backup.pitr.enabled) {

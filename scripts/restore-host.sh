@@ -51,6 +51,7 @@ done
 : "${pg:?--postgres}" "${backup:?--backup}" "${volume:?--volume}" "${directory:?--directory}"
 [ -n "$app_volume" ] || : "${wal:?--wal}"
 case "$app_volume$file" in *[!A-Za-z0-9._-]*) echo "restore-host: --app-volume and --file are plain names" >&2; exit 2 ;; esac
+case "$snapshot" in *[!0-9a-f]*) echo "restore-host: --snapshot is a snapshot id (hexadecimal)" >&2; exit 2 ;; esac
 
 log() { printf 'restore: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

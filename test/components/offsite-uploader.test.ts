@@ -117,6 +117,13 @@ describe("backup.offsite config", () => {
         expect(load(noSecrets)).toThrow(/secrets\.OFFSITE_SECRET_ACCESS_KEY.*pulumi config set --secret.*secrets\.OFFSITE_PASSPHRASE.*pulumi config set --secret/s);
     });
 
+    it("refuses a passphrase that is short or spans lines, and a secret key with spaces around it", () => {
+        const secrets = (v: Record<string, string>) => (c: any) => (withOffsite()(c), Object.assign(c.secrets, v));
+        expect(load(secrets({ OFFSITE_PASSPHRASE: "short" }))).toThrow(/secrets\.OFFSITE_PASSPHRASE .*shorter than 16/);
+        expect(load(secrets({ OFFSITE_PASSPHRASE: "a passphrase long enough\nand a second line" }))).toThrow(/secrets\.OFFSITE_PASSPHRASE .*one line/);
+        expect(load(secrets({ OFFSITE_SECRET_ACCESS_KEY: " key-with-a-space " }))).toThrow(/secrets\.OFFSITE_SECRET_ACCESS_KEY .*one line/);
+    });
+
     it.each([
         [{ endpoint: "s3.amazonaws.com" }, "backup.offsite.endpoint"],
         [{ endpoint: "https://s3.example.com/path?x=1" }, "backup.offsite.endpoint"],
