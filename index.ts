@@ -84,7 +84,13 @@ export const backup = {
     maxAgeHours: cfg.backup.maxAgeHours,
     commands: stack.backupCommands,
     /** Point-in-time recovery: scripts/restore.sh --to '<time>' --confirm. */
-    pitr: cfg.backup.pitr.enabled ? { days: cfg.backup.pitr.days, baseSchedule: cfg.backup.pitr.baseSchedule } : null,
+    pitr: cfg.backup.pitr.enabled
+        ? {
+              days: cfg.backup.pitr.days,
+              baseSchedule: cfg.backup.pitr.baseSchedule,
+              restore: `scripts/restore.sh --stack ${cfg.stack} --to '<time, e.g. 2026-12-01 10:42:00+01>' --confirm`,
+          }
+        : null,
     /** Where a restore finds things on the host: scripts/restore.sh reads this. */
     restore: stack.restoreTargets ?? null,
     /** The off-site copy: where, and the uploader's commands. */
