@@ -7,7 +7,6 @@
 // with busybox's tools first on PATH, as in the Alpine image.
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { PgServer, pgBinDir, startPostgres } from "./postgres";
 import { eventually, freePort, tempDir, tool } from "./tools";
@@ -38,8 +37,18 @@ type Env = Record<string, string>;
 const nowSecs = () => Math.floor(Date.now() / 1000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The script's TMPDIR: private to this file, so that "no temporary directory left behind" does not count
+ * another program's (the bench runs the same script) in /tmp. Traversable by the postgres user, who runs
+ * the recovery server in a directory under it.
+ */
+let scratch = "";
 function script(args: string[], opts: { dir?: string; env?: Env; busybox?: boolean } = {}) {
-    const env = { ...pg.env, BACKUP_DIR: opts.dir ?? dir, BACKUP_PREFIX: "test-app", ...opts.env } as Env;
+    if (!scratch) {
+        scratch = tmp("pitr-tmpdir");
+        fs.chmodSync(scratch, 0o711);
+    }
+    const env = { ...pg.env, BACKUP_DIR: opts.dir ?? dir, BACKUP_PREFIX: "test-app", TMPDIR: scratch, ...opts.env } as Env;
     if (opts.busybox) env.PATH = `${busyboxDir}:${env.PATH}`;
     const r = spawnSync(opts.busybox ? path.join(busyboxDir, "sh") : "sh", [SCRIPT, ...args], { env, encoding: "utf8", timeout: 120_000 });
     return { code: r.status, out: r.stdout + r.stderr, stdout: r.stdout };
@@ -136,7 +145,7 @@ function fakeBase(d: string, name: string, done: Record<string, string | number>
     if (done) fs.writeFileSync(path.join(b, "done"), Object.entries(done).map(([k, v]) => `${k}=${v}\n`).join(""));
 }
 
-const pitrTemps = () => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith("vps-stack-pitr."));
+const pitrTemps = () => (scratch ? fs.readdirSync(scratch).filter((f) => f.startsWith("vps-stack-pitr.")) : []);
 
 beforeAll(async () => {
     busyboxDir = tmp("busybox");
