@@ -31,7 +31,7 @@ bad_project() {
     tar -C "$E2E/project" --exclude=./node_modules --exclude=./policy/node_modules -cf - . | tar -C "$E2E/project-bad" -xf - || return 1
     ln -s "$ROOT/node_modules" "$E2E/project-bad/node_modules"
     ln -s "$E2E/project/policy/node_modules" "$E2E/project-bad/policy/node_modules"
-    sed -i 's|^\( *\)command: postgresCommand(args),|&\n\1ports: [{ internal: 5432, external: 55432, ip: "127.0.0.1" }],|' "$E2E/project-bad/components/postgres-service.ts"
+    sed -i 's|^\( *\)command: postgresCommand(.*),$|&\n\1ports: [{ internal: 5432, external: 55432, ip: "127.0.0.1" }],|' "$E2E/project-bad/components/postgres-service.ts"
     grep -q 'external: 55432' "$E2E/project-bad/components/postgres-service.ts" || { echo "could not patch the PostgreSQL component"; return 1; }
 }
 preview_blocked() {
