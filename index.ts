@@ -102,3 +102,7 @@ export const backup = {
 export const acme = stack.acme
     ? { directoryUrl: stack.plan.tls.mode === "acme" ? stack.plan.tls.directoryUrl : null, certificateName: stack.acme.certName, commands: stack.acmeCommands }
     : null;
+/** Alerts: the watcher's container and its commands (`test` sends a test notification); null without a destination. */
+export const alerts = stack.alerts
+    ? { container: stack.alerts.containerName, destinations: [...(cfg.alerts?.webhooks ?? []).map((w) => w.kind), ...(cfg.alerts?.email ? ["email"] : [])], commands: stack.alertsCommands }
+    : null;

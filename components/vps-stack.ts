@@ -13,7 +13,10 @@ import { onHost } from "../render/operator";
 import { hostSiteCommand, hostSiteScript } from "../render/host-nginx";
 import { nginxReloadCommand } from "../render/proxy";
 import { WAL_ROLE, WAL_SLOT } from "../render/services";
+import { hasDestination, SMTP_PASSWORD_SECRET, webhookSecret } from "../config/alerts";
+import { alertsCommands } from "../render/alerts";
 import { AcmeClient } from "./acme-client";
+import { AlertWatcher } from "./alert-watcher";
 import { ApiService } from "./api-service";
 import { BackupJob } from "./backup-job";
 import { HostNginxSite } from "./host-nginx-site";
@@ -76,6 +79,9 @@ export class VpsStack extends pulumi.ComponentResource {
     readonly offsite?: OffsiteUploader;
     readonly offsiteCommands?: ReturnType<typeof offsiteCommands>;
     readonly urls: Record<string, { url: string; healthUrl: string }>;
+    /** The watcher (alerts with a destination). */
+    readonly alerts?: AlertWatcher;
+    readonly alertsCommands?: ReturnType<typeof alertsCommands>;
 
     constructor(name: string, cfg: StackConfig, opts: VpsStackOptions = {}) {
         super(VPS_STACK_TYPE, name, {}, opts);
@@ -187,8 +193,39 @@ export class VpsStack extends pulumi.ComponentResource {
             };
         }
 
+        this.alerts = this.createAlerts(name, scope, cfg);
+        this.alertsCommands = this.alerts && alertsCommands(this.alerts.containerName, plan.ssh);
+
         this.urls = plan.urls;
         this.registerOutputs({ urls: this.urls });
+    }
+
+    /** The watcher, last: it watches everything above. Prod without a destination is warned about. */
+    private createAlerts(name: string, scope: StackScope, cfg: StackConfig): AlertWatcher | undefined {
+        const a = cfg.alerts;
+        if (!hasDestination(a)) {
+            // Not an error (a first deploy may come before the webhook), but never silent.
+            if (cfg.stack === "prod") pulumi.log.warn('no alert destination: nobody is told when a backup fails or the disk fills. Set alerts.webhooks or alerts.email (README, "Alerts").', this);
+            return undefined;
+        }
+        const { webhooks, email, image, insecure: _insecure, healthUrls, ...settings } = a;
+        return new AlertWatcher(
+            `${name}-alerts`,
+            {
+                ...scope,
+                ...settings,
+                image: image ?? cfg.nginx.image,
+                email,
+                webhooks: webhooks.map((w) => ({ kind: w.kind, url: pulumi.secret(cfg.secrets[webhookSecret(w)]) })),
+                smtpPassword: email?.user ? pulumi.secret(cfg.secrets[SMTP_PASSWORD_SECRET]) : undefined,
+                backupDirectory: this.backup ? cfg.backup.directory : undefined,
+                expected: [this.postgres.containerName, this.redis.containerName, this.proxy?.containerName, this.backup?.containerName, this.backup?.walContainerName, this.offsite?.containerName, this.acme?.containerName].filter(
+                    (c): c is string => !!c,
+                ),
+                healthUrls: healthUrls && !cfg.local ? Object.values(this.plan.urls).map((u) => u.healthUrl) : [],
+            },
+            { parent: this, dependsOn: [this.postgres, this.redis, ...Object.values(this.apps), ...(this.proxy ? [this.proxy] : []), ...(this.backup ? [this.backup] : [])] },
+        );
     }
 
     /** One app: its secrets wired to the stack's, its site copied to the host, its containers. */

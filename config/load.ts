@@ -2,6 +2,7 @@
 // every problem with its fix. Pure: no Pulumi runtime calls here, so the whole thing is tested without mocks.
 import { z } from "zod";
 import { shellWord } from "../sinks/shell";
+import { checkAlerts } from "./alerts-rules";
 import { ConfigError, ConfigProblem, fixFor, formatPath } from "./problems";
 import { validateProvidedCertificate } from "./provided-certificate";
 import { AppConfig, configSchema, LOCAL_STACKS, Parsed, PROJECT, STATIC_SITE_PORT, StackConfig } from "./schema";
@@ -387,6 +388,9 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
             add({ path: "backup.pitr.enabled", message: "is false: backup.offsite ships the WAL and base backups, which PITR makes", fix: fixFor("backup.pitr.enabled", { value: "true" }) });
         }
     }
+
+    // --- alerts -------------------------------------------------------------------------------------------
+    checkAlerts(cfg.alerts, cfg.secrets, add);
 
     // --- rotation -----------------------------------------------------------------------------------------
     const generated = new Set(apps.flatMap((a) => Object.entries(a.secrets).filter(([, s]) => s === "generate").map(([n]) => n)));

@@ -4,6 +4,7 @@
 // sink could not write.
 import { z } from "zod";
 import { bindHostPathProblem } from "../sinks/docker";
+import { alertsSchema } from "./alerts";
 import { nginxValueProblem } from "../sinks/nginx";
 import { hostKeyProblem } from "./ssh-keys";
 import { SITE_ARCHIVE_RE } from "./static-files";
@@ -478,6 +479,7 @@ export const configSchema = z.strictObject({
     apps: appsSchema.default([]),
     nginx: nginxSchema.prefault({}),
     backup: backupSchema.prefault({}),
+    alerts: alertsSchema.prefault({}),
     releases: releasesSchema.prefault({}),
     rotate: rotateSchema.default({}),
     secrets: secretsSchema.default({}),
