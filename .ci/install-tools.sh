@@ -15,9 +15,11 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v certbot >/dev/null 2>&1 || need+=(certbot)
 { command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || need+=(pebble)
 command -v restic >/dev/null 2>&1 || need+=(restic)
+# The alert tests' SMTP server (aiosmtpd), for Debian's python3.
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 
 if [ "${#need[@]}" -eq 0 ]; then
-    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox, curl, certbot, pebble, restic already present"
+    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox, curl, certbot, pebble, restic, python3-aiosmtpd already present"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

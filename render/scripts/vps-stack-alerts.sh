@@ -49,7 +49,10 @@ docker_get() { curl -fsS --max-time 10 --unix-socket "$DOCKER_SOCKET" "http://do
 # so this pattern only matches the key itself.
 names() { grep -o '"Names":\["/[^"]*"' | sed 's/.*"\///; s/"$//'; }
 # The stack's containers that match a Docker filter (JSON, URL-encoded by the caller's words).
-stack_containers() { docker_get "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22vps-stack.stack%3D$STACK%22$1%5D$2%7D" | names; }
+stack_containers() {
+	json=$(docker_get "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22vps-stack.stack%3D$STACK%22$1%5D$2%7D") || return 1
+	printf '%s\n' "$json" | names
+}
 
 # What each service's failing healthcheck means, and what to do about it.
 container_kind() {
@@ -72,7 +75,7 @@ container_hint() {
 # The last healthcheck output of a container, on one line (what the check said, e.g. why a backup is stale).
 health_output() {
 	docker_get "/containers/$1/json" 2>/dev/null | grep -o '"Output":"\([^"\\]\|\\.\)*"' | tail -n 1 |
-		sed 's/^"Output":"//; s/"$//; s/\\n/ /g; s/\\t/ /g; s/\\"/"/g; s/\\u003c/</g; s/\\u003e/>/g; s/\\u0026/\&/g' | cut -c 1-300
+		sed 's/^"Output":"//; s/"$//; s/\\\\/@BACKSLASH@/g; s/\\n/ /g; s/\\t/ /g; s/\\"/"/g; s/\\u003c/</g; s/\\u003e/>/g; s/\\u0026/\&/g' | sed 's/@BACKSLASH@/\\/g; s/ *$//' | cut -c 1-300
 }
 
 check_containers() {
@@ -252,7 +255,7 @@ body_for() { # $1 webhook kind, then notify's arguments
 # --- state ------------------------------------------------------------------------------------------------
 # active/<id>: a notified problem (key, kind, summary, hint, since, last notified). seen/<id>: rounds in a
 # row a problem not yet notified was seen. <id> is the key made safe for a file name.
-key_id() { printf '%s' "$1" | cksum | awk '{ print $1 }'; }
+key_id() { printf '%s' "$1" | md5sum | cut -c 1-16; }
 
 round() {
 	mkdir -p "$ACTIVE" "$SEEN" || die "cannot write $STATE_DIR"
@@ -339,6 +342,7 @@ status() {
 }
 
 test_() {
+	mkdir -p "$STATE_DIR" || die "cannot write $STATE_DIR"
 	fails=0
 	for w in ${WEBHOOKS:-}; do
 		kind=${w%%=*} file=${w#*=}
