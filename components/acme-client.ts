@@ -11,9 +11,10 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, readOnlyRoot } from "../plan/container-defaults";
+import { limitPids } from "./pids-limit";
 import { AcmeTls, hostAcmeDirs } from "../plan/tls";
-import { ACME_CA_BUNDLE_FILE, ACME_CONFIG_DIR, ACME_PLACEHOLDER_FILE, ACME_SCRIPT, ACME_SERVED_FILE, ACME_WEBROOT, acmeEnv, acmeIssueCommand, acmeScript } from "../render/acme";
+import { ACME_CA_BUNDLE_FILE, ACME_CONFIG_DIR, ACME_LOGS_DIR, ACME_PLACEHOLDER_FILE, ACME_SCRIPT, ACME_SERVED_FILE, ACME_WEBROOT, ACME_WORK_DIR, acmeEnv, acmeIssueCommand, acmeScript } from "../render/acme";
 import { pullImage } from "./image";
 import { StackScope } from "./scope";
 
@@ -86,22 +87,25 @@ export class AcmeClient extends pulumi.ComponentResource {
         }
 
         const image = pullImage(`${name}-image`, { ref: plan.image, trackTag: false }, { parent: this, provider });
+        const uploads = [
+            { file: ACME_SCRIPT, content: acmeScript(), permissions: "0555" },
+            { file: ACME_PLACEHOLDER_FILE, content: placeholder, permissions: "0400" },
+            ...(plan.caCertificate ? [{ file: ACME_CA_BUNDLE_FILE, content: plan.caCertificate, permissions: "0444" }] : []),
+        ];
         this.container = new docker.Container(
             name,
             {
                 name: this.containerName,
                 image: image.imageId,
-                ...baseContainerArgs(args.stack, "acme", { memory: plan.memory, cpus: 0.5 }),
+                ...baseContainerArgs(args.stack, "acme", { memory: plan.memory, cpus: 0.5, pidsLimit: plan.pidsLimit }),
                 // The certbot image's entrypoint is certbot itself.
                 entrypoints: ["sh", ACME_SCRIPT],
                 command: ["daemon"],
                 envs: acmeEnv({ ...plan, server: plan.directoryUrl, certName: this.certName }),
-                uploads: [
-                    { file: ACME_SCRIPT, content: acmeScript(), permissions: "0555" },
-                    { file: ACME_PLACEHOLDER_FILE, content: placeholder, permissions: "0400" },
-                    ...(plan.caCertificate ? [{ file: ACME_CA_BUNDLE_FILE, content: plan.caCertificate, permissions: "0444" }] : []),
-                ],
-                volumes: mounts,
+                uploads,
+                // certbot writes its config directory and the webroot (mounts), its work directory (a VOLUME of
+                // the image) and its logs, kept on disk in volumes of the container's own.
+                ...readOnlyRoot({ uploads, volumes: [{ containerPath: ACME_WORK_DIR }, { containerPath: ACME_LOGS_DIR }, ...mounts] }),
                 networksAdvanced: [{ name: args.network }],
                 // Root in the container writes certbot's 0700 directories and chmods the served file.
                 capabilities: { drops: ["ALL"], adds: dockerCaps(["CHOWN", "DAC_OVERRIDE", "FOWNER"]) },
@@ -116,6 +120,7 @@ export class AcmeClient extends pulumi.ComponentResource {
             },
             { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
         );
+        limitPids(args.host, name, this.container, this.containerName, plan.pidsLimit);
         this.registerOutputs({ containerName: this.containerName, certName: this.certName });
     }
 

@@ -2,10 +2,11 @@
 // uses PostgreSQL or Redis), never published. Secrets reach it as files by default.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, ONE_SHOT_LABEL } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, NGINX_RUNTIME, ONE_SHOT_LABEL, labels, readOnlyRoot } from "../plan/container-defaults";
+import { limitPids } from "./pids-limit";
 import { pullImage } from "./image";
 import { AppRelease, releaseNames } from "../plan/release";
-import { healthTest, SECRETS_DIR, secretFile, secretFileEnv, STATIC_SITE_CONF } from "../render/app";
+import { healthTest, secretFile, secretFileEnv, STATIC_SITE_CONF } from "../render/app";
 import { drainScript, gateScript } from "../render/release";
 import { renderStaticSiteConf } from "../render/static-site";
 import { dockerEnv } from "../sinks/docker";
@@ -44,11 +45,14 @@ export interface ApiServiceArgs extends StackScope, Omit<AppConfig, "secrets" | 
     };
 }
 
+/** A file uploaded into a container, at a path known here (a read-only root needs its directory). */
+type Upload = docker.types.input.ContainerUpload & { file: string };
+
 /** Environment and uploads for an app's secrets; pure, exported for tests. */
 export function secretDelivery(
     mode: "file" | "env",
     secrets: Record<string, pulumi.Input<string>>,
-): { envs: pulumi.Input<string>[]; uploads: docker.types.input.ContainerUpload[] } {
+): { envs: pulumi.Input<string>[]; uploads: Upload[] } {
     const names = Object.keys(secrets).sort();
     if (mode === "env") {
         return { envs: names.map((n) => pulumi.secret(pulumi.interpolate`${n}=${secrets[n]}`)), uploads: [] };
@@ -89,7 +93,7 @@ export class ApiService extends pulumi.ComponentResource {
         const envs = [...Object.entries(args.env).map(([k, v]) => dockerEnv(k, v)), ...delivery.envs];
         const isStatic = args.kind === "static";
         const site = args.staticSite ?? { root: "/usr/share/nginx/html" };
-        const uploads: docker.types.input.ContainerUpload[] = isStatic
+        const uploads: Upload[] = isStatic
             ? [
                   { file: STATIC_SITE_CONF, content: renderStaticSiteConf({ port: args.port, root: site.root }), permissions: "0444" },
               ]
@@ -104,12 +108,21 @@ export class ApiService extends pulumi.ComponentResource {
             );
             return { name: v.name, path: v.path, backup: v.backup, volume };
         });
-        const volumes: docker.types.input.ContainerVolume[] = [
-            // A read-only root refuses uploads; a per-container volume holds the secret files instead.
-            ...(args.readOnly && delivery.uploads.length > 0 ? [{ containerPath: SECRETS_DIR }] : []),
+        const mounts: docker.types.input.ContainerVolume[] = [
             ...this.volumes.map((v) => ({ volumeName: v.volume.name, containerPath: v.path })),
             ...(isStatic && site.hostDir ? [{ hostPath: site.hostDir, containerPath: site.root, readOnly: true }] : []),
         ];
+        // apps[].readOnly (the default): a read-only root, whose uploads (secret files under SECRETS_DIR, a
+        // static site's server config) go to volumes of the container's own; a static site's Nginx also
+        // writes its pid and temporary files. Without it, the image writes where it likes.
+        const root = (files: { file: string }[]) =>
+            args.readOnly
+                ? readOnlyRoot({
+                      uploads: files,
+                      tmpfs: isStatic ? NGINX_RUNTIME.tmpfs : undefined,
+                      volumes: [...(isStatic ? NGINX_RUNTIME.volumes : []), ...mounts],
+                  })
+                : { volumes: mounts.length > 0 ? mounts : undefined, removeVolumes: true };
         // A static site's Nginx master needs to switch users and own its cache directories.
         const capAdd = isStatic ? ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", ...args.capAdd] : args.capAdd;
 
@@ -143,11 +156,13 @@ export class ApiService extends pulumi.ComponentResource {
                     ...baseContainerArgs(args.stack, args.name, args),
                     restart: "no",
                     wait: false,
-                    labels: [...labels(args.stack, args.name), { label: ONE_SHOT_LABEL, value: "true" }],
+                    // Its PIDs limit is declared but not applied: it has exited by the time a command could.
+                    labels: [...baseContainerArgs(args.stack, args.name, args).labels, { label: ONE_SHOT_LABEL, value: "true" }],
                     command: args.migrate.command,
                     user: args.user,
                     envs,
                     uploads: delivery.uploads,
+                    ...root(delivery.uploads),
                     networksAdvanced: networks,
                     capabilities: { drops: ["ALL"], adds: dockerCaps(args.capAdd) },
                     mustRun: false,
@@ -185,11 +200,7 @@ export class ApiService extends pulumi.ComponentResource {
                         envs,
                         uploads,
                         capabilities: { drops: ["ALL"], adds: dockerCaps(capAdd) },
-                        readOnly: args.readOnly,
-                        tmpfs: args.readOnly ? { "/tmp": "rw,noexec,nosuid,size=64m" } : undefined,
-                        // A read-only root refuses uploads; a per-container volume holds the secret files instead.
-                        volumes: volumes.length > 0 ? volumes : undefined,
-                        removeVolumes: true,
+                        ...root(uploads),
                         ports: args.hostPort !== undefined ? [{ internal: args.port, external: args.hostPort + i, ip: "127.0.0.1", protocol: "tcp" }] : undefined,
                         networksAdvanced: networks,
                         healthcheck: healthcheck({ tests: healthTest(args), interval: "15s", timeout: "5s", retries: 3, startPeriod: "20s" }),
@@ -209,6 +220,7 @@ export class ApiService extends pulumi.ComponentResource {
                     },
                 ),
         );
+        const pids = this.containers.map((c, i) => limitPids(args.host, `${name}${rel}-${i + 1}`, c, this.containerNames[i], args.pidsLimit));
         if (release) {
             const containers = this.containerNames;
             this.gate = args.host.run(
@@ -232,7 +244,8 @@ export class ApiService extends pulumi.ComponentResource {
                 // The gate judges a release once, when it is created. Re-running it on a live release
                 // (stdin changes with the proxy's image, the timeouts or vps-stack's own script) could remove
                 // containers that serve.
-                { dependsOn: this.containers, ignoreChanges: ["stdin"] },
+                // After the PIDs limits: a release is judged as it will run.
+                { dependsOn: [...this.containers, ...pids], ignoreChanges: ["stdin"] },
             );
             // Nothing to do while the release lives; its delete (when a newer release replaced it and the
             // proxy switched) drains, then stops the containers before the provider removes them.

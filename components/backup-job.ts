@@ -13,7 +13,8 @@
 // any second of the last pitr.days (scripts/restore.sh). See docs/decisions/0003-backups.md.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, readOnlyRoot } from "../plan/container-defaults";
+import { limitPids } from "./pids-limit";
 import { APP_VOLUMES_MOUNT, BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupEnv, backupScript, pgpassLine, walReceiverEnv } from "../render/backup";
 import { bindHostPathProblem } from "../sinks/docker";
 import { StackConfig } from "../config";
@@ -79,8 +80,11 @@ export class BackupJob extends pulumi.ComponentResource {
                     appVolumes: appVolumes.map((v) => v.id),
                 }),
                 uploads: files,
-                // The apps' volumes read-only: archived, never written.
-                volumes: [...backupsMount, ...appVolumes.map((v) => ({ volumeName: v.volumeName, containerPath: `${APP_VOLUMES_MOUNT}/${v.id}`, readOnly: true }))],
+                // Writes go to the backup directory only (its locks too); the apps' volumes read-only: archived, never written.
+                ...readOnlyRoot({
+                    uploads: files,
+                    volumes: [...backupsMount, ...appVolumes.map((v) => ({ volumeName: v.volumeName, containerPath: `${APP_VOLUMES_MOUNT}/${v.id}`, readOnly: true }))],
+                }),
                 networksAdvanced: [{ name: args.dataNetwork }],
                 capabilities: { drops: ["ALL"] },
                 healthcheck: healthcheck({
@@ -97,6 +101,7 @@ export class BackupJob extends pulumi.ComponentResource {
             // Fixed name; nothing is lost when it is replaced (state lives in the backup directory).
             { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.dependsOn },
         );
+        limitPids(args.host, name, this.container, this.containerName, args.pidsLimit);
         if (wal) {
             this.walContainerName = `${args.prefix}-wal`;
             this.walContainer = new docker.Container(
@@ -109,7 +114,7 @@ export class BackupJob extends pulumi.ComponentResource {
                     command: ["receive-wal"],
                     envs: walReceiverEnv({ postgres: args.postgres, wal }),
                     uploads: files,
-                    volumes: backupsMount,
+                    ...readOnlyRoot({ uploads: files, volumes: backupsMount }),
                     networksAdvanced: [{ name: args.dataNetwork }],
                     capabilities: { drops: ["ALL"] },
                     // Healthy while the server sees the receiver's slot active: the WAL is being streamed.
@@ -119,6 +124,7 @@ export class BackupJob extends pulumi.ComponentResource {
                 // Fixed name; the slot on the server keeps the WAL while it is replaced.
                 { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.dependsOn },
             );
+            limitPids(args.host, `${name}-wal`, this.walContainer, this.walContainerName, args.pidsLimit);
         }
         this.registerOutputs({ containerName: this.containerName, walContainerName: this.walContainerName });
     }

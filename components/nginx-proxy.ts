@@ -4,7 +4,8 @@
 // flight finish on the old workers. Only a new Nginx image replaces the container.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, NGINX_RUNTIME, readOnlyRoot } from "../plan/container-defaults";
+import { limitPids } from "./pids-limit";
 import { ACME_CONFIG_DIR, certificateWatcher } from "../render/acme";
 import { NginxSite, renderNginxConf } from "../render/nginx";
 import { NGINX_CERT_FILE, NGINX_KEY_FILE, PROXY_CONFIG_DIR, PROXY_NGINX, proxyCommand, proxyHealthTest, proxyInstallCall, proxyInstallCommand, proxyScript, upstreamWatcher } from "../render/proxy";
@@ -38,6 +39,7 @@ export interface NginxProxyArgs extends StackScope {
     reloadOn: pulumi.Input<string>[];
     memory: string;
     cpus: number;
+    pidsLimit: number;
 }
 
 export class NginxProxy extends pulumi.ComponentResource {
@@ -106,15 +108,22 @@ export class NginxProxy extends pulumi.ComponentResource {
                 image: image.imageId,
                 ...baseContainerArgs(args.stack, "nginx", args),
                 command: proxyCommand([upstreamWatcher(), ...(acme ? [certificateWatcher(acme.servedFile, { nginx: PROXY_NGINX })] : [])]),
-                volumes: [
-                    { volumeName: configVolume.name, containerPath: PROXY_CONFIG_DIR, readOnly: true },
-                    ...(acme
-                        ? [
-                              { volumeName: acme.configVolume!.name, containerPath: ACME_CONFIG_DIR, readOnly: true },
-                              { volumeName: acme.webrootVolume!.name, containerPath: acme.webroot, readOnly: true },
-                          ]
-                        : []),
-                ],
+                // No uploads: the config comes in its volume. The command runs `sh -c`, so the image's
+                // entrypoint skips its /docker-entrypoint.d scripts (they would write into /etc/nginx/conf.d).
+                ...readOnlyRoot({
+                    uploads: [],
+                    tmpfs: NGINX_RUNTIME.tmpfs,
+                    volumes: [
+                        ...NGINX_RUNTIME.volumes,
+                        { volumeName: configVolume.name, containerPath: PROXY_CONFIG_DIR, readOnly: true },
+                        ...(acme
+                            ? [
+                                  { volumeName: acme.configVolume!.name, containerPath: ACME_CONFIG_DIR, readOnly: true },
+                                  { volumeName: acme.webrootVolume!.name, containerPath: acme.webroot, readOnly: true },
+                              ]
+                            : []),
+                    ],
+                }),
                 ports: [
                     { internal: 80, external: args.httpPort, ip: args.bindAddress, protocol: "tcp" },
                     { internal: 443, external: args.httpsPort, ip: args.bindAddress, protocol: "tcp" },
@@ -139,6 +148,7 @@ export class NginxProxy extends pulumi.ComponentResource {
             // With ACME it starts once the ACME container serves the placeholder certificate.
             { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [this.configCommand] },
         );
+        limitPids(args.host, name, this.container, this.containerName, args.pidsLimit);
         this.registerOutputs({ containerName: this.containerName });
     }
 }

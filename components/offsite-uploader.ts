@@ -8,9 +8,10 @@
 // only a network of its own with a way out, and the backup directory.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
+import { limitPids } from "./pids-limit";
 import { OffsitePlan } from "../plan/stack";
-import { AWS_CREDENTIALS_FILE, awsCredentials, OFFSITE_SCRIPT, offsiteEnv, offsiteScript, RESTIC_PASSWORD_FILE } from "../render/offsite";
+import { AWS_CREDENTIALS_FILE, awsCredentials, OFFSITE_SCRIPT, OFFSITE_TMPDIR, offsiteEnv, offsiteScript, RESTIC_CACHE_DIR, RESTIC_PASSWORD_FILE } from "../render/offsite";
 import { pullImage } from "./image";
 import { StackScope } from "./scope";
 
@@ -41,22 +42,27 @@ export class OffsiteUploader extends pulumi.ComponentResource {
             { name: `${args.prefix}-offsite`, driver: "bridge", labels: labels(args.stack, "offsite") },
             { parent: this, provider, deleteBeforeReplace: true },
         );
+        const uploads = [
+            { file: OFFSITE_SCRIPT, content: offsiteScript(), permissions: "0555" },
+            // Files, never environment variables: `docker inspect` shows the environment.
+            { file: RESTIC_PASSWORD_FILE, content: pulumi.secret(o.passphrase), permissions: "0400" },
+            { file: AWS_CREDENTIALS_FILE, content: pulumi.secret(awsCredentials(o.accessKeyId, o.secretAccessKey)), permissions: "0400" },
+        ];
         this.container = new docker.Container(
             name,
             {
                 name: this.containerName,
                 image: image.imageId,
-                ...baseContainerArgs(args.stack, "offsite", { memory: o.memory, cpus: o.cpus }),
+                ...baseContainerArgs(args.stack, "offsite", { memory: o.memory, cpus: o.cpus, pidsLimit: o.pidsLimit }),
                 entrypoints: [OFFSITE_SCRIPT],
                 command: ["schedule"],
                 envs: offsiteEnv({ offsite: o, stack: args.stack, backupMount: args.backupMount, uploadIntervalSeconds: o.uploadIntervalSeconds, retention: args.retention, timezone: args.timezone }),
-                uploads: [
-                    { file: OFFSITE_SCRIPT, content: offsiteScript(), permissions: "0555" },
-                    // Files, never environment variables: `docker inspect` shows the environment.
-                    { file: RESTIC_PASSWORD_FILE, content: pulumi.secret(o.passphrase), permissions: "0400" },
-                    { file: AWS_CREDENTIALS_FILE, content: pulumi.secret(awsCredentials(o.accessKeyId, o.secretAccessKey)), permissions: "0400" },
-                ],
-                volumes: [{ hostPath: args.directory, containerPath: args.backupMount }],
+                uploads,
+                // restic's cache and pack files on disk, not in memory: a tmpfs counts against the memory limit.
+                ...readOnlyRoot({
+                    uploads,
+                    volumes: [{ containerPath: RESTIC_CACHE_DIR }, { containerPath: OFFSITE_TMPDIR }, { hostPath: args.directory, containerPath: args.backupMount }],
+                }),
                 networksAdvanced: [{ name: network.name }],
                 capabilities: { drops: ["ALL"] },
                 // Cheap (it reads marker files); the provider waits for the first healthy report.
@@ -66,6 +72,7 @@ export class OffsiteUploader extends pulumi.ComponentResource {
             // Fixed name; its state is the store's and the backup directory's markers.
             { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
         );
+        limitPids(args.host, name, this.container, this.containerName, o.pidsLimit);
         this.registerOutputs({ containerName: this.containerName });
     }
 }

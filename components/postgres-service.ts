@@ -3,7 +3,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { sizeToMiB, StackConfig } from "../config";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot, tmpfsOptions } from "../plan/container-defaults";
+import { limitPids } from "./pids-limit";
 import { pullImage } from "./image";
 import { postgresCommand, postgresHealthCommand, postgresUrl, psqlCommand, renderPasswordSql, renderPgHba, renderPostgresInitSql, renderWalRoleSql } from "../render/services";
 import { StackScope } from "./scope";
@@ -59,6 +60,18 @@ export class PostgresService extends pulumi.ComponentResource {
             { parent: this, provider, protect: args.protectVolume, retainOnDelete: args.protectVolume },
         );
 
+        const uploads = [
+            // Read by the entrypoint while it is still root, before it drops to the postgres user.
+            { file: POSTGRES_PASSWORD_FILE, content: this.password, permissions: "0400" },
+            // Read by the postgres user during the first initialisation.
+            { file: POSTGRES_INIT_FILE, content: renderPostgresInitSql(args.extensions), permissions: "0444" },
+            ...(args.wal
+                ? [
+                      { file: POSTGRES_HBA_FILE, content: renderPgHba(args.wal.role), permissions: "0444" },
+                      { file: POSTGRES_WAL_PASSWORD_FILE, content: pulumi.secret(pulumi.output(args.wal.password)), permissions: "0400" },
+                  ]
+                : []),
+        ];
         this.container = new docker.Container(
             name,
             {
@@ -67,19 +80,14 @@ export class PostgresService extends pulumi.ComponentResource {
                 ...baseContainerArgs(args.stack, "postgres", args),
                 command: postgresCommand({ ...args, wal: args.wal ? { maxSlotWalKeepSize: args.maxSlotWalKeepSize, hbaFile: POSTGRES_HBA_FILE } : undefined }),
                 envs: [`POSTGRES_DB=${args.database}`, `POSTGRES_USER=${args.user}`, `POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE}`],
-                uploads: [
-                    // Read by the entrypoint while it is still root, before it drops to the postgres user.
-                    { file: POSTGRES_PASSWORD_FILE, content: this.password, permissions: "0400" },
-                    // Read by the postgres user during the first initialisation.
-                    { file: POSTGRES_INIT_FILE, content: renderPostgresInitSql(args.extensions), permissions: "0444" },
-                    ...(args.wal
-                        ? [
-                              { file: POSTGRES_HBA_FILE, content: renderPgHba(args.wal.role), permissions: "0444" },
-                              { file: POSTGRES_WAL_PASSWORD_FILE, content: pulumi.secret(pulumi.output(args.wal.password)), permissions: "0400" },
-                          ]
-                        : []),
-                ],
-                volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
+                uploads,
+                // The server writes its data directory and, beside it, its socket and lock file (the
+                // entrypoint makes that directory the postgres user's); the entrypoint's here-documents use /tmp.
+                ...readOnlyRoot({
+                    uploads,
+                    tmpfs: { "/var/run/postgresql": tmpfsOptions("1m") },
+                    volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
+                }),
                 networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],
                 shmSize: Math.round(sizeToMiB(args.shmSize)),
                 healthcheck: healthcheck({
@@ -98,6 +106,7 @@ export class PostgresService extends pulumi.ComponentResource {
             // One server per data volume: the old container must be gone before the new one starts.
             { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
         );
+        limitPids(args.host, name, this.container, this.containerName, args.pidsLimit);
 
         // POSTGRES_PASSWORD only applies to an empty data directory; this keeps the role's password equal to
         // the generated one after a rotation (and creates the WAL role on an existing database). The SQL goes

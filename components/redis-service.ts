@@ -1,8 +1,10 @@
-// Redis on the stack's data network only. Password, persistence and memory policy live in a 0400 config
-// file, never on the command line; the healthcheck reads the password into REDISCLI_AUTH, not argv.
+// Redis on the stack's data network only, as the image's redis user on a read-only root. Password,
+// persistence and memory policy live in a config file, never on the command line; the healthcheck reads
+// the password into REDISCLI_AUTH, not argv.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
+import { limitPids } from "./pids-limit";
 import { pullImage } from "./image";
 import { StackConfig } from "../config";
 import { redisHealthCommand, redisUrl, renderRedisConf } from "../render/services";
@@ -13,6 +15,8 @@ export const REDIS_SERVICE_TYPE = "vps-stack:index:RedisService";
 export const REDIS_ALIAS = "redis";
 export const REDIS_PORT = 6379;
 export const REDIS_CONF_FILE = "/usr/local/etc/redis/redis.conf";
+/** The image's own user (uid 999 in the official images, Alpine and Debian alike), which owns /data. */
+export const REDIS_USER = "redis";
 
 /** Image, limits and persistence are the config's redis section, with its defaults. */
 export interface RedisServiceArgs extends StackScope, Omit<StackConfig["redis"], "passwordLength"> {
@@ -45,18 +49,23 @@ export class RedisService extends pulumi.ComponentResource {
         );
 
         const conf = pulumi.secret(password.apply((p) => renderRedisConf({ ...args, password: p })));
+        // 0444: the server and its healthcheck run as the redis user and must read it; no other user runs in
+        // the container. The upload is root's, in a volume of the container's own (the root is read-only).
+        const uploads = [{ file: REDIS_CONF_FILE, content: conf, permissions: "0444" }];
         this.container = new docker.Container(
             name,
             {
                 name: this.containerName,
                 image: image.imageId,
                 ...baseContainerArgs(args.stack, "redis", args),
-                // The upload is root-owned 0400; hand it to the redis user, then let the image's entrypoint
-                // drop privileges as usual. Only a path is on the command line.
-                entrypoints: ["sh", "-c", `chown redis:redis ${REDIS_CONF_FILE} && exec docker-entrypoint.sh "$@"`, "redis-entrypoint"],
+                // Never root: the image's entrypoint only chowns /data and drops to redis when started as
+                // root; /data already is redis's (a new volume takes the image's ownership, and earlier
+                // deploys' entrypoint chowned it). Only a path is on the command line.
+                user: REDIS_USER,
                 command: ["redis-server", REDIS_CONF_FILE],
-                uploads: [{ file: REDIS_CONF_FILE, content: conf, permissions: "0400" }],
-                volumes: [{ volumeName: volume.name, containerPath: "/data" }],
+                uploads,
+                // Redis writes /data only (RDB, AOF and their rewrites).
+                ...readOnlyRoot({ uploads, volumes: [{ volumeName: volume.name, containerPath: "/data" }] }),
                 networksAdvanced: [{ name: args.network, aliases: [REDIS_ALIAS] }],
                 healthcheck: healthcheck({
                     tests: ["CMD-SHELL", redisHealthCommand(REDIS_CONF_FILE, REDIS_PORT)],
@@ -70,6 +79,7 @@ export class RedisService extends pulumi.ComponentResource {
             // One server per AOF directory.
             { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
         );
+        limitPids(args.host, name, this.container, this.containerName, args.pidsLimit);
 
         this.url = pulumi.secret(password.apply((p) => redisUrl({ password: p, host: REDIS_ALIAS, port: REDIS_PORT })));
         this.registerOutputs({ containerName: this.containerName, url: this.url });

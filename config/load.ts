@@ -6,7 +6,7 @@ import { checkAlerts } from "./alerts-rules";
 import { ConfigError, ConfigProblem, fixFor, formatPath } from "./problems";
 import { validateProvidedCertificate } from "./provided-certificate";
 import { AppConfig, configSchema, LOCAL_STACKS, Parsed, PROJECT, STATIC_SITE_PORT, StackConfig } from "./schema";
-import { checkBackup, checkMaxAge, CONTAINER_ONLY_NGINX_KEYS, freeAppName, freeRoute, IMAGE_RE, isPinnedImage, namespaceProblems, RESERVED_APP_NAMES, routeKeys } from "./rules";
+import { checkBackup, checkMaxAge, CONTAINER_ONLY_NGINX_KEYS, freeAppName, freeRoute, IMAGE_RE, isPinnedImage, namespaceProblems, POSTGRES_PIDS_MARGIN, RESERVED_APP_NAMES, routeKeys } from "./rules";
 import { sizeToMiB } from "./units";
 
 /**
@@ -352,6 +352,16 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
     if (httpPort === httpsPort) {
         const free = [local ? 8443 : 443, 8443, 4443, 9443].find((p) => p !== httpPort)!;
         add({ path: "nginx.httpsPort", message: `(${httpsPort}) must differ from nginx.httpPort (${httpPort})`, fix: fixFor("nginx.httpsPort", { value: String(free) }) });
+    }
+
+    // One PostgreSQL process per connection, plus the server's own (about 20) and the healthchecks.
+    const pgPids = cfg.postgres.maxConnections + POSTGRES_PIDS_MARGIN;
+    if (cfg.postgres.pidsLimit < pgPids) {
+        add({
+            path: "postgres.pidsLimit",
+            message: `(${cfg.postgres.pidsLimit}) must be at least postgres.maxConnections + ${POSTGRES_PIDS_MARGIN} (${pgPids}): PostgreSQL runs a process per connection, and past the limit new connections fail`,
+            fix: fixFor("postgres.pidsLimit", { value: String(pgPids) }),
+        });
     }
 
     // --- backups ------------------------------------------------------------------------------------------

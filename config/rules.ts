@@ -66,6 +66,9 @@ export function timeZoneProblem(tz: string): { message: string; suggestion?: str
     return { message: `("${tz}") must be spelt as in the tz database (e.g. "${resolved}"); an unknown name silently means UTC`, suggestion: resolved };
 }
 
+/** PIDs PostgreSQL needs beyond one per connection: its own processes (about 20), healthchecks, psql. */
+export const POSTGRES_PIDS_MARGIN = 64;
+
 /** Margin over the longest gap between backups: the backup's own run time and a DST change. */
 export const BACKUP_AGE_MARGIN_HOURS = 2;
 

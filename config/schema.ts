@@ -53,6 +53,16 @@ function cpus(defaultValue: number, description: string) {
         .describe(description);
 }
 
+function pids(defaultValue: number, description: string) {
+    return z
+        .number()
+        .int("must be an integer")
+        .min(16, "is too small: at least 16 (the image's own processes, a healthcheck and a shell)")
+        .max(65536, "is absurd: at most 65536")
+        .default(defaultValue)
+        .describe(description);
+}
+
 /** An argv element: Docker passes it to exec as is, and no argv can carry NUL. */
 const argv = () => z.string().min(1).refine((v) => !v.includes("\0"), "must not contain NUL");
 
@@ -120,6 +130,7 @@ const acmeSchema = z
         image: image("Image of the ACME client (certbot), pinned by tag or digest.").default("certbot/certbot:v5.7.0"),
         renewInterval: duration("12h", "How often the ACME container runs `certbot renew` (certbot renews 30 days before expiry)."),
         memory: memory("128m", "Memory limit of the ACME container."),
+        pidsLimit: pids(128, "Most processes and threads in the ACME container (certbot, its shell, a healthcheck)."),
     })
     .describe("Let's Encrypt (tls.mode acme): HTTP-01 challenges through the proxy's /.well-known/acme-challenge/.");
 
@@ -155,6 +166,7 @@ const postgresSchema = z
             .describe("max_slot_wal_keep_size: the most WAL the server keeps for a WAL receiver that is down (backup.pitr), so that it never fills the disk."),
         memory: memory("2g", "Memory limit of the container."),
         cpus: cpus(2, "CPU limit of the container."),
+        pidsLimit: pids(512, "Most processes and threads in the container: one per connection (maxConnections) plus about 20 of the server's own and the healthchecks; at least maxConnections + 64."),
         shmSize: memory("256m", "Size of /dev/shm (PostgreSQL uses it for parallel queries)."),
         passwordLength: z.number().int().min(32, "must be at least 32").max(128).default(32).describe("Length of the generated password."),
         protectVolume: z.boolean().optional().describe("Protect the data volume from deletion (default: true on prod, false elsewhere)."),
@@ -173,6 +185,7 @@ const redisSchema = z
         appendfsync: z.enum(["always", "everysec", "no"]).default("everysec").describe("appendfsync."),
         memory: memory("512m", "Memory limit of the container."),
         cpus: cpus(1, "CPU limit of the container."),
+        pidsLimit: pids(128, "Most processes and threads in the container (redis-server's threads, a forked save or AOF rewrite, healthchecks)."),
         passwordLength: z.number().int().min(32, "must be at least 32").max(128).default(32).describe("Length of the generated password."),
         protectVolume: z.boolean().optional().describe("Protect the data volume (sessions, queues: the AOF) from deletion (default: true on prod, false elsewhere)."),
     })
@@ -277,8 +290,12 @@ const appSchema = z.strictObject({
     replicas: z.number().int().min(1, "must be at least 1").max(20, "is absurd: at most 20").default(1).describe("Number of containers."),
     memory: memory("1g", "Memory limit of each container."),
     cpus: cpus(1, "CPU limit of each container."),
+    pidsLimit: pids(512, "Most processes and threads in each of its containers: raise it for runtimes with large thread pools."),
     user: z.string().regex(/^[a-z0-9_-]+(:[a-z0-9_-]+)?$/, "must be user[:group] or uid[:gid]").optional().describe("Run as this user (non-root)."),
-    readOnly: z.boolean().default(false).describe("Read-only root filesystem, with a tmpfs on /tmp."),
+    readOnly: z
+        .boolean()
+        .default(true)
+        .describe("Read-only root filesystem, with a tmpfs on /tmp (64m) and the secret files in a volume of the container's own; set false for an image that writes elsewhere (or mount apps[].volumes there)."),
     volumes: z
         .array(
             z.strictObject({
@@ -352,6 +369,7 @@ const nginxSchema = z
         keepalive: z.number().int().min(0).max(1024).default(32).describe("Idle keepalive connections kept per upstream."),
         memory: memory("256m", "Memory limit of the container."),
         cpus: cpus(1, "CPU limit of the container."),
+        pidsLimit: pids(256, "Most processes and threads in the proxy container (one nginx worker per CPU, the watchers, reloads, healthchecks)."),
     })
     .describe("The Nginx reverse proxy.");
 
@@ -389,6 +407,7 @@ const offsiteSchema = z
         image: image("Image of the uploader (restic), pinned by tag or digest.").default("restic/restic:0.17.3"),
         memory: memory("256m", "Memory limit of the uploader."),
         cpus: cpus(0.5, "CPU limit of the uploader."),
+        pidsLimit: pids(256, "Most processes and threads in the uploader (restic's threads, its scheduler's shells)."),
     })
     .describe(
         "Off-site copy of the backup directory (dumps, base backups, WAL) to an S3-compatible store, encrypted on the VPS by restic with the passphrase secrets.OFFSITE_PASSPHRASE: lose the passphrase and the off-site copy cannot be read.",
@@ -449,6 +468,7 @@ const backupSchema = z
         offsite: offsiteSchema.optional(),
         memory: memory("512m", "Memory limit of the backup container."),
         cpus: cpus(1, "CPU limit of the backup container."),
+        pidsLimit: pids(256, "Most processes and threads in the backup container, and in the WAL receiver (pg_dump, pg_basebackup, the scheduler's shells)."),
     })
     .describe("Scheduled PostgreSQL backups.");
 

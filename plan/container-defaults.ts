@@ -88,11 +88,25 @@ export function healthcheck(h: HealthcheckArgs): docker.types.input.ContainerHea
 export interface Limits {
     memory: string;
     cpus: number;
+    /** Most processes and threads in the container (the PIDs cgroup): a fork bomb stops there. */
+    pidsLimit?: number;
 }
+
+/** For a container whose config section has no pidsLimit of its own. */
+export const DEFAULT_PIDS_LIMIT = 256;
+
+/**
+ * Label carrying the container's PIDs limit. The Docker provider has no pids_limit argument, so the limit is
+ * applied by `docker update --pids-limit` right after the container is created (see pidsLimitCommand); the
+ * label makes every container declare one, and shows in `docker inspect` what the update must have set.
+ */
+export const PIDS_LIMIT_LABEL = "vps-stack.pids-limit";
 
 /** Restart policy, log rotation, limits and hardening: the parts no container may lack. */
 export function baseContainerArgs(stack: string, service: string, limits: Limits) {
     const memoryMiB = Math.round(sizeToMiB(limits.memory));
+    const pidsLimit = limits.pidsLimit ?? DEFAULT_PIDS_LIMIT;
+    if (!Number.isInteger(pidsLimit) || pidsLimit < 1) throw new Error(`baseContainerArgs: ${service} needs a positive integer pidsLimit, not ${pidsLimit}`);
     return {
         restart: RESTART_POLICY,
         logDriver: LOG_DRIVER,
@@ -102,8 +116,51 @@ export function baseContainerArgs(stack: string, service: string, limits: Limits
         memorySwap: memoryMiB,
         cpus: dockerCpus(limits.cpus),
         securityOpts: ["no-new-privileges:true"],
-        labels: labels(stack, service),
+        labels: [...labels(stack, service), { label: PIDS_LIMIT_LABEL, value: String(pidsLimit) }],
         // Fail `pulumi up` when the container never becomes healthy instead of reporting success.
         wait: true,
+    };
+}
+
+/**
+ * tmpfs options as Docker stores them and the provider reads them back (the map is kept as written, so
+ * one spelling for every mount): writable, nothing executable, no setuid, bounded. Pages in a tmpfs count
+ * against the container's memory limit.
+ */
+export function tmpfsOptions(size: string): string {
+    if (!/^\d+[km]$/.test(size)) throw new Error(`tmpfsOptions: unsupported size ${size}`);
+    return `rw,noexec,nosuid,size=${size}`;
+}
+
+/**
+ * What an Nginx image writes at run time, beside its config: the pid file (/var/run/nginx.pid, or
+ * /run/nginx.pid: /var/run links to /run in Alpine and Debian alike), and the temporary files of request and
+ * response bodies (compiled in: /var/cache/nginx/*_temp in the official image, /var/lib/nginx/* in
+ * Debian's, which the e2e's stand-in is). The temporary files go to volumes of the container's own, on disk:
+ * a body may be as large as client_max_body_size, and a response buffered for a slow client larger still.
+ */
+export const NGINX_RUNTIME = {
+    tmpfs: { "/var/run": tmpfsOptions("1m") },
+    volumes: [{ containerPath: "/var/cache/nginx" }, { containerPath: "/var/lib/nginx" }],
+};
+
+/** Every read-only container gets a scratch /tmp (shells' here-documents, mktemp). */
+export const TMP_TMPFS = { "/tmp": tmpfsOptions("64m") };
+
+/**
+ * A read-only root filesystem. Docker refuses file uploads (the provider's `uploads`, copied between
+ * create and start) into a read-only root, and a tmpfs is only mounted at start; so each directory that
+ * receives an upload gets an anonymous volume of its own, which the copy may write (Docker fills a new
+ * volume with what the image has there) and which goes with the container. `tmpfs` lists what the image
+ * writes at run time beside its volumes; /tmp always. `volumes` are the container's other mounts.
+ */
+export function readOnlyRoot(a: { uploads: { file: string }[]; tmpfs?: Record<string, string>; volumes?: docker.types.input.ContainerVolume[] }) {
+    const dirs = [...new Set(a.uploads.map((u) => u.file.replace(/\/[^/]+$/, "") || "/"))].sort();
+    if (dirs.includes("/")) throw new Error("readOnlyRoot: an upload into / cannot go to a volume of its own");
+    return {
+        readOnly: true,
+        tmpfs: { ...TMP_TMPFS, ...(a.tmpfs ?? {}) },
+        volumes: [...dirs.map((containerPath) => ({ containerPath })), ...(a.volumes ?? [])],
+        removeVolumes: true,
     };
 }

@@ -35,6 +35,7 @@ export type ProxyPlan =
           bindAddress: string;
           memory: string;
           cpus: number;
+          pidsLimit: number;
           site: Omit<NginxSite, "certificatePath" | "keyPath">;
       }
     | { mode: "host"; site: Omit<NginxSite, "certificatePath" | "keyPath"> };
@@ -71,6 +72,7 @@ export interface OffsitePlan {
     image: string;
     memory: string;
     cpus: number;
+    pidsLimit: number;
     /** Half of backup.rpoSeconds: an upload that starts just before the loss still bounds it. */
     uploadIntervalSeconds: number;
     /** The backup check fails when the last upload is older than this. */
@@ -93,6 +95,7 @@ function planOffsite(cfg: StackConfig): OffsitePlan | undefined {
         image: o.image,
         memory: o.memory,
         cpus: o.cpus,
+        pidsLimit: o.pidsLimit,
         uploadIntervalSeconds: interval,
         // Ten missed uploads, and never under ten minutes: a slow store is not an incident, a dead one is.
         maxAgeSeconds: Math.max(600, interval * 10),
@@ -158,6 +161,7 @@ export function planStack(cfg: StackConfig, sites: Record<string, SiteFile[]> = 
                   bindAddress: cfg.local ? "127.0.0.1" : "0.0.0.0",
                   memory: cfg.nginx.memory,
                   cpus: cfg.nginx.cpus,
+                  pidsLimit: cfg.nginx.pidsLimit,
                   site: nginxSite(cfg, upstreamHosts),
               }
             : { mode: "host", site: nginxSite(cfg) },

@@ -61,6 +61,7 @@ export interface AcmeTls {
     caCertificate?: string;
     renewIntervalSeconds: number;
     memory: string;
+    pidsLimit: number;
     /**
      * Where certbot's state and the challenge answers live: Docker volumes shared with the proxy
      * container, or host directories read by the host's nginx.
@@ -101,6 +102,7 @@ export function planTls(cfg: StackConfig): TlsSource {
                 caCertificate: acme.caCertificate,
                 renewIntervalSeconds: durationSeconds(acme.renewInterval),
                 memory: acme.memory,
+                pidsLimit: acme.pidsLimit,
                 storage: cfg.nginx.mode === "host" ? "host" : "volumes",
             };
         }

@@ -11,6 +11,9 @@ export const ACME_CA_BUNDLE_FILE = "/run/vps-stack/acme-ca.pem";
 /** Inside the ACME container (and the proxy container, which mounts the same volume read-only). */
 export const ACME_CONFIG_DIR = "/etc/letsencrypt";
 export const ACME_WEBROOT = "/var/www/acme";
+/** certbot's work and log directories (its defaults, which vps-stack-acme.sh passes). */
+export const ACME_WORK_DIR = "/var/lib/letsencrypt";
+export const ACME_LOGS_DIR = "/var/log/letsencrypt";
 export const ACME_SERVED_FILE = `${ACME_CONFIG_DIR}/vps-stack/tls.pem`;
 
 /** The script, read from the repository: it is uploaded into the container. */

@@ -6,7 +6,12 @@ import { cronForScheduler } from "../sinks/cron";
 import { dockerEnv } from "../sinks/docker";
 import { onHost, SshTarget } from "./operator";
 
-export const BACKUP_SCRIPT = "/usr/local/bin/vps-stack-backup";
+/**
+ * On the image's PATH (`docker exec <c> vps-stack-backup run`), in the one PATH directory the PostgreSQL images
+ * leave empty: with a read-only root, an upload's directory is a volume of its own, and /usr/local/bin holds
+ * the server's binaries.
+ */
+export const BACKUP_SCRIPT = "/usr/local/sbin/vps-stack-backup";
 export const BACKUP_PGPASS_FILE = "/run/secrets/pgpass";
 export const BACKUP_MOUNT = "/backups";
 /** Where the backup job sees the apps' volumes (read-only), one directory per "<app>-<volume>". */

@@ -6,7 +6,14 @@ import * as path from "path";
 import { dockerEnv } from "../sinks/docker";
 import { onHost, SshTarget } from "./operator";
 
-export const OFFSITE_SCRIPT = "/usr/local/bin/vps-stack-offsite";
+/**
+ * On the image's PATH (`docker exec <c> vps-stack-offsite status`), in the one PATH directory both the official
+ * image and the stand-in leave empty: with a read-only root, an upload's directory is a volume of its own.
+ */
+export const OFFSITE_SCRIPT = "/usr/local/sbin/vps-stack-offsite";
+/** restic's cache and its temporary pack files, on disk in volumes of the container's own (the root is read-only). */
+export const RESTIC_CACHE_DIR = "/var/cache/restic";
+export const OFFSITE_TMPDIR = "/var/tmp";
 export const RESTIC_PASSWORD_FILE = "/run/secrets/restic-password";
 export const AWS_CREDENTIALS_FILE = "/run/secrets/aws-credentials";
 
@@ -49,6 +56,8 @@ export function offsiteEnv(args: {
         dockerEnv("KEEP_WEEKLY", String(args.retention.weekly)),
         dockerEnv("KEEP_MONTHLY", String(args.retention.monthly)),
         dockerEnv("TZ", args.timezone),
+        dockerEnv("RESTIC_CACHE_DIR", RESTIC_CACHE_DIR),
+        dockerEnv("TMPDIR", OFFSITE_TMPDIR),
     ];
 }
 

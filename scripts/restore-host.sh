@@ -61,7 +61,7 @@ restored="$volume-pitr-$stamp"
 safety="$volume-before-pitr-$stamp"
 image=$(docker inspect -f '{{.Image}}' "$pg") || die "no container $pg on this host"
 stack_label=$(docker volume inspect -f '{{index .Labels "vps-stack.stack"}}' "$volume") || die "no volume $volume on this host"
-script=$(docker exec "$backup" cat /usr/local/bin/vps-stack-backup) || die "cannot read the backup script from $backup (is it running?)"
+script=$(docker exec "$backup" sh -c 'cat "$(command -v vps-stack-backup)"') || die "cannot read the backup script from $backup (is it running?)"
 # The backups' names start with the stack's prefix; the backup job's environment has it.
 prefix=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$backup" | sed -n 's/^BACKUP_PREFIX=//p')
 [ -n "$prefix" ] || die "no BACKUP_PREFIX in $backup's environment"

@@ -89,6 +89,24 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         }
     });
 
+    it("gives every container a PIDs limit applied on its host, a read-only root and a /tmp tmpfs (issue 16)", () => {
+        const commands = [...ofType(REMOTE_COMMAND), ...ofType(LOCAL_COMMAND)];
+        for (const c of longRunning()) {
+            const i = c.inputs;
+            const declared = (i.labels ?? []).find((l: any) => l.label === "vps-stack.pids-limit")?.value;
+            expect([i.name, Number(declared)]).toEqual([i.name, expect.any(Number)]);
+            expect(Number(declared)).toBeGreaterThanOrEqual(16);
+            // The provider has no pids_limit: a host command sets it once the container exists.
+            const update = commands.filter((cmd) => cmd.inputs.create === `docker update --pids-limit ${declared} ${i.name} >/dev/null`);
+            expect([i.name, update.length]).toEqual([i.name, 1]);
+            expect([i.name, i.readOnly, i.removeVolumes]).toEqual([i.name, true, true]);
+            expect(i.tmpfs?.["/tmp"]).toBe("rw,noexec,nosuid,size=64m");
+            // Every upload lands in a volume of the container's own: Docker refuses to copy into a read-only root.
+            const dirs = (i.volumes ?? []).filter((v: any) => !v.volumeName && !v.hostPath).map((v: any) => v.containerPath);
+            for (const u of i.uploads ?? []) expect([i.name, u.file, dirs.includes(u.file.replace(/\/[^/]+$/, ""))]).toEqual([i.name, u.file, true]);
+        }
+    });
+
     it("runs one-shot containers (migrations) to completion, limited and log-rotated, never restarted", () => {
         const oneShots = ofType(CONTAINER).filter((c) => !longRunning().includes(c));
         // Each release runs its own migration: vps-stack-<stack>-<app>-<release>-migrate.

@@ -75,6 +75,13 @@ describe("ApiService", () => {
         expect(api.logOpts).toEqual(LOG_OPTS);
         expect(api.securityOpts).toEqual(["no-new-privileges:true"]);
         expect(api.capabilities).toEqual({ drops: ["ALL"], adds: [] });
+        // Read-only by default: the secret files in a volume of the container's own, a small /tmp.
+        expect(api).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" } });
+        expect(api.volumes).toEqual([{ containerPath: "/run/secrets" }]);
+        // The PIDs limit (apps[].pidsLimit, 512 by default), declared and applied on the host once it exists.
+        expect(api.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "512" });
+        const pids = byTypeName(REMOTE_COMMAND, `vps-stack-app-api-${rel(stack, "api")}-1-pids`).inputs;
+        expect(pids.create).toBe(`docker update --pids-limit 512 vps-stack-preprod-api-${rel(stack, "api")}-1 >/dev/null`);
         // Release mode: the gate waits (and removes a release that never gets healthy), not the provider.
         expect(api.wait).toBe(false);
     });
@@ -189,8 +196,15 @@ describe("static sites", () => {
         expect(name).toMatch(/^site-web-[0-9a-f]{12}$/);
         expect(copy.inputs.remotePath).toBe(`/home/deploy/.local/share/vps-stack/preprod/${name}`);
         expect(copy.inputs.connection).toMatchObject({ host: "203.0.113.10", port: 2222, user: "deploy", hostKey: KEY });
-        // Mounted read-only where the site's nginx serves it; only its config is uploaded.
-        expect(web.volumes).toEqual([{ hostPath: `/home/deploy/.local/share/vps-stack/preprod/${name}/site`, containerPath: "/usr/share/nginx/html", readOnly: true }]);
+        // Mounted read-only where the site's nginx serves it; only its config is uploaded, into a volume of the
+        // container's own (the root is read-only), and nginx's temporary files go to volumes too.
+        expect(web.volumes).toEqual([
+            { containerPath: "/etc/nginx/conf.d" },
+            { containerPath: "/var/cache/nginx" },
+            { containerPath: "/var/lib/nginx" },
+            { hostPath: `/home/deploy/.local/share/vps-stack/preprod/${name}/site`, containerPath: "/usr/share/nginx/html", readOnly: true },
+        ]);
+        expect(web).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m", "/var/run": "rw,noexec,nosuid,size=1m" } });
         expect(web.uploads.map((u: { file: string }) => u.file)).toEqual(["/etc/nginx/conf.d/default.conf"]);
         // The copy goes when the site changes or the app goes, after the containers that mount it.
         const dir = byTypeName(REMOTE_COMMAND, `vps-stack-host-copy-${name}-dir`).inputs;
@@ -302,7 +316,11 @@ describe("releases (nginx.mode container)", () => {
         expect(gate.inputs.delete).toBeUndefined();
         expect(gate.inputs.addPreviousOutputInEnv).toBe(false);
         expect(stack.apps.api.gate).toBeDefined();
-        expectSameResources(rawProps.get(`vps-stack-app-api-${r}-gate`)!.opts.dependsOn, stack.apps.api.containers);
+        // After the containers and their PIDs limits: a release is judged as it will run.
+        const deps = rawProps.get(`vps-stack-app-api-${r}-gate`)!.opts.dependsOn as unknown[];
+        expectSameResources(deps.slice(0, 2), stack.apps.api.containers);
+        expect(deps).toHaveLength(4);
+        for (const i of [1, 2]) expect(byTypeName(REMOTE_COMMAND, `vps-stack-app-api-${r}-${i}-pids`).inputs.create).toBe(`docker update --pids-limit 512 vps-stack-preprod-api-${r}-${i} >/dev/null`);
         expect(stack.apps.api.containers).toHaveLength(2);
     });
 

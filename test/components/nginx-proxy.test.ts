@@ -42,7 +42,13 @@ describe("NginxProxy", () => {
         await build(preprodConfig());
         const nginx = container("vps-stack-preprod-nginx");
         expect(nginx.uploads ?? []).toEqual([]);
-        expect(nginx.volumes).toEqual([{ volumeName: "vps-stack-preprod-nginx-config", containerPath: PROXY_CONFIG_DIR, readOnly: true }]);
+        expect(nginx.volumes).toEqual([{ containerPath: "/var/cache/nginx" }, { containerPath: "/var/lib/nginx" }, { volumeName: "vps-stack-preprod-nginx-config", containerPath: PROXY_CONFIG_DIR, readOnly: true }]);
+        // Read-only root: the pid file in a tmpfs, temporary files in volumes of its own (above). Still root:
+        // the master binds 80/443 and switches its workers to the nginx user.
+        expect(nginx).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m", "/var/run": "rw,noexec,nosuid,size=1m" } });
+        expect(nginx.user).toBeUndefined();
+        expect(nginx.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "256" });
+        expect(byTypeName(REMOTE_COMMAND, "vps-stack-nginx-pids").inputs.create).toBe("docker update --pids-limit 256 vps-stack-preprod-nginx >/dev/null");
         // nginx is the container's main process; beside it, the loop that reloads it when an upstream's
         // address changes (an app container started again by hand gets a new one).
         expect(nginx.command).toEqual(["sh", "-c", `(\n${upstreamWatcher()}\n) &\nexec nginx -c /etc/nginx/vps-stack/live/nginx.conf -g 'daemon off;'`]);

@@ -4,8 +4,8 @@ import { POSTGRES_HBA_FILE, POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE, POSTGRES
 import { BACKUP_PGPASS_FILE } from "../../render/backup";
 import { loadConfig } from "../../config";
 import { LOG_OPTS } from "../../plan/container-defaults";
-import { byName, generatedSecrets, ofType, resetRecorded, VOLUME } from "../mocks";
-import { build, container, KEY, preprodConfig, rawProps, resetCaptured, upload, uploadIsSecret } from "./helpers";
+import { byName, generatedSecrets, ofType, REMOTE_COMMAND, resetRecorded, VOLUME } from "../mocks";
+import { build, byTypeName, container, KEY, preprodConfig, rawProps, resetCaptured, upload, uploadIsSecret } from "./helpers";
 
 beforeEach(resetCaptured);
 
@@ -50,7 +50,18 @@ describe("PostgresService", () => {
         expect(pg.shmSize).toBe(256);
         expect(pg.logDriver).toBe("json-file");
         expect(pg.logOpts).toEqual(LOG_OPTS);
-        expect(pg.volumes).toEqual([{ volumeName: "vps-stack-preprod-postgres-data", containerPath: "/var/lib/postgresql/data" }]);
+        // Read-only root: each upload's directory a volume of its own, the socket directory a tmpfs.
+        expect(pg.volumes).toEqual([
+            { containerPath: "/docker-entrypoint-initdb.d" },
+            { containerPath: "/etc/vps-stack" },
+            { containerPath: "/run/secrets" },
+            { volumeName: "vps-stack-preprod-postgres-data", containerPath: "/var/lib/postgresql/data" },
+        ]);
+        expect(pg).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m", "/var/run/postgresql": "rw,noexec,nosuid,size=1m" } });
+        // The entrypoint starts as root (to own the volume and the socket directory), then runs as postgres.
+        expect(pg.user).toBeUndefined();
+        expect(pg.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "512" });
+        expect(byTypeName(REMOTE_COMMAND, "vps-stack-postgres-pids").inputs.create).toBe("docker update --pids-limit 512 vps-stack-preprod-postgres >/dev/null");
     });
 
     it("is replaced delete-first and protects its volume on prod only", async () => {

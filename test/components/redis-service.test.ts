@@ -1,15 +1,17 @@
 // RedisService under Pulumi mocks: the 0400 config file and the healthcheck, on the data network only.
 import { REDIS_CONF_FILE } from "../../components/redis-service";
-import { build, container, preprodConfig, resetCaptured, upload, uploadIsSecret } from "./helpers";
+import { REMOTE_COMMAND } from "../mocks";
+import { build, byTypeName, container, preprodConfig, resetCaptured, upload, uploadIsSecret } from "./helpers";
 
 beforeEach(resetCaptured);
 
 describe("RedisService", () => {
-    it("keeps password, persistence and memory policy in a 0400 config file", async () => {
+    it("keeps password, persistence and memory policy in a config file only the container reads", async () => {
         await build(preprodConfig((c) => (c.redis = { maxmemory: "128mb", maxmemoryPolicy: "volatile-lru" })));
         const r = container("vps-stack-preprod-redis");
         const conf = upload(r, REDIS_CONF_FILE);
-        expect(conf.permissions).toBe("0400");
+        // 0444: the container runs as redis, which must read it; no other user runs there.
+        expect(conf.permissions).toBe("0444");
         expect(conf.content).toMatch(/^requirepass [A-Za-z0-9]{32}$/m);
         expect(conf.content).toContain("appendonly yes");
         expect(conf.content).toContain("maxmemory 128mb");
@@ -25,7 +27,18 @@ describe("RedisService", () => {
         expect(r.healthcheck.tests[1]).toContain("REDISCLI_AUTH=");
         expect(r.healthcheck.tests[1]).toContain("redis-cli");
         expect(r.networksAdvanced).toEqual([{ name: "vps-stack-preprod-data", aliases: ["redis"] }]);
-        expect(r.volumes).toEqual([{ volumeName: "vps-stack-preprod-redis-data", containerPath: "/data" }]);
+        expect(r.volumes).toEqual([{ containerPath: "/usr/local/etc/redis" }, { volumeName: "vps-stack-preprod-redis-data", containerPath: "/data" }]);
         expect(r.command).toEqual(["redis-server", REDIS_CONF_FILE]);
+    });
+
+    it("runs as the image's redis user on a read-only root, with a PIDs limit", async () => {
+        await build(preprodConfig((c) => (c.redis = { pidsLimit: 96 })));
+        const r = container("vps-stack-preprod-redis");
+        expect(r.user).toBe("redis");
+        // The image's own entrypoint (which only drops privileges when started as root).
+        expect(r.entrypoints).toBeUndefined();
+        expect(r).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" } });
+        expect(r.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "96" });
+        expect(byTypeName(REMOTE_COMMAND, "vps-stack-redis-pids").inputs.create).toBe("docker update --pids-limit 96 vps-stack-preprod-redis >/dev/null");
     });
 });

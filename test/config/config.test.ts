@@ -397,7 +397,7 @@ describe("tls.mode acme", () => {
 
     it("needs only the account e-mail, and defaults to Let's Encrypt production with a pinned certbot", () => {
         const cfg = acme();
-        expect(cfg.tls.acme).toEqual({ email: "ops@example.com", staging: false, image: "certbot/certbot:v5.7.0", renewInterval: "12h", memory: "128m" });
+        expect(cfg.tls.acme).toEqual({ email: "ops@example.com", staging: false, image: "certbot/certbot:v5.7.0", renewInterval: "12h", memory: "128m", pidsLimit: 128 });
         expect(acmeDirectoryUrl(cfg.tls.acme)).toBe(LETSENCRYPT_DIRECTORY);
     });
 
