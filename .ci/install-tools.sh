@@ -15,11 +15,15 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v certbot >/dev/null 2>&1 || need+=(certbot)
 { command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || need+=(pebble)
 command -v restic >/dev/null 2>&1 || need+=(restic)
+# Host provisioning's files through the tools the host runs them with.
+[ -x /usr/sbin/nft ] || need+=(nftables)
+[ -x /usr/sbin/visudo ] || need+=(sudo)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 # The alert tests' SMTP server (aiosmtpd), for Debian's python3.
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 
 if [ "${#need[@]}" -eq 0 ]; then
-    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox, curl, certbot, pebble, restic, python3-aiosmtpd already present"
+    echo "install-tools: nginx, redis-server, postgresql, openssl, shellcheck, busybox, curl, certbot, pebble, restic, python3-aiosmtpd, nftables, sudo, openssh-server already present"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

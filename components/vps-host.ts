@@ -9,6 +9,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { expandHome } from "../config/paths";
 import { dirExistsCommand, ensureDataDirCommand, removeDirCommand } from "../render/host";
 import { knownHostsLine, sshOptions } from "../render/services";
+import { ProvisionPlan } from "../render/provision";
+import { HostProvision } from "./host-provision";
 
 export const VPS_HOST_TYPE = "vps-stack:index:VpsHost";
 
@@ -25,6 +27,8 @@ export interface VpsHostArgs {
         /** How long the shared master connection outlives its last use (host.controlPersist). */
         controlPersist: string;
     };
+    /** host.provision: run before the Docker provider or any command touches the host. */
+    provision?: ProvisionPlan & { privateKeyPath?: string };
     /** Credentials for private registries, passed to the Docker provider. */
     registryAuth?: { address: string; username: string; password: pulumi.Input<string> }[];
     /**
@@ -51,6 +55,9 @@ export class VpsHost extends pulumi.ComponentResource {
     readonly sshOptions: string[];
     private readonly connection?: command.types.input.remote.ConnectionArgs;
     private readonly hostName: string;
+    /** What every use of the host waits for: provisioning, when the stack does it. */
+    private readonly ready: pulumi.Resource[] = [];
+    readonly provision?: HostProvision;
 
     constructor(name: string, args: VpsHostArgs, opts?: pulumi.ComponentResourceOptions) {
         super(VPS_HOST_TYPE, name, {}, opts);
@@ -85,6 +92,21 @@ export class VpsHost extends pulumi.ComponentResource {
                 dialErrorLimit: 10,
                 perDialTimeout: 20,
             };
+            if (args.provision) {
+                this.provision = new HostProvision(
+                    `${name}-provision`,
+                    {
+                        plan: args.provision,
+                        address: ssh.address,
+                        port: ssh.port,
+                        deployKeyPath: ssh.privateKeyPath,
+                        knownHostsFile,
+                        controlDir,
+                    },
+                    { parent: this },
+                );
+                this.ready.push(this.provision);
+            }
         }
 
         this.provider = new docker.Provider(
@@ -94,7 +116,8 @@ export class VpsHost extends pulumi.ComponentResource {
                 sshOpts: ssh ? this.sshOptions : undefined,
                 registryAuth: args.registryAuth,
             },
-            { parent: this },
+            // The engine may not exist before provisioning: the provider is configured after it.
+            { parent: this, dependsOn: this.ready },
         );
         this.registerOutputs({ dockerHost: this.dockerHost });
     }
@@ -124,7 +147,7 @@ export class VpsHost extends pulumi.ComponentResource {
         const copy = new command.remote.CopyToRemote(
             `${this.hostName}-copy-${name}`,
             { connection: this.connection, source: new pulumi.asset.FileArchive(localDir), remotePath: remoteDir },
-            { parent: this },
+            { parent: this, dependsOn: this.ready },
         );
         const mounted = pulumi.interpolate`${remoteDir}/${path.basename(localDir)}`;
         // The directory is deleted with this command, after the containers that mount it.
@@ -153,7 +176,8 @@ export class VpsHost extends pulumi.ComponentResource {
             addPreviousOutputInEnv: false,
         };
         if (this.connection) {
-            return new command.remote.Command(name, { ...common, connection: this.connection }, { parent: this, ...opts });
+            const dependsOn = [...this.ready, ...dependencies(opts?.dependsOn)];
+            return new command.remote.Command(name, { ...common, connection: this.connection }, { parent: this, ...opts, dependsOn });
         }
         return new command.local.Command(name, { ...common, interpreter: ["/bin/sh", "-c"] }, { parent: this, ...opts });
     }
@@ -164,6 +188,11 @@ export interface HostDirectoryCopy {
     path: pulumi.Output<string>;
     /** What a container mounting it must wait for. */
     ready: pulumi.Resource[];
+}
+
+function dependencies(d: pulumi.CustomResourceOptions["dependsOn"]): pulumi.Input<pulumi.Resource>[] {
+    if (d === undefined) return [];
+    return Array.isArray(d) ? d : [d as pulumi.Input<pulumi.Resource>];
 }
 
 function readKey(file: string): string {

@@ -92,6 +92,7 @@ export class VpsStack extends pulumi.ComponentResource {
             `${name}-host`,
             {
                 ssh: plan.ssh,
+                provision: plan.provision,
                 registryAuth: plan.registries.map((r) => ({ ...r, password: pulumi.secret(r.password) })),
                 stateDir: opts.stateDir,
             },

@@ -3,6 +3,7 @@
 import { shellWord } from "../sinks/shell";
 import { ConfigProblem, fixFor } from "./problems";
 import { StackConfig } from "./schema";
+import { PUBLIC_KEY_RE } from "./provision";
 import { privateKeyProblem } from "./ssh-keys";
 import { SiteFile } from "./static-files";
 
@@ -45,7 +46,56 @@ export function environmentProblems(cfg: StackConfig, env: DeployEnvironment): C
             problems.push({ path: key, message: `${what} ${message}`, fix });
         }
     });
-    return [...problems, ...sshProblems(cfg, env)];
+    return [...problems, ...sshProblems(cfg, env), ...provisionProblems(cfg, env)];
+}
+
+/**
+ * host.provision's deploy keys: the configured ones, or the public key beside host.privateKeyPath. Sets
+ * them on the config (the plan reads them there) and reports what is missing.
+ */
+function provisionProblems(cfg: StackConfig, env: DeployEnvironment): ConfigProblem[] {
+    const p = cfg.host?.provision;
+    if (!p) return [];
+    const problems: ConfigProblem[] = [];
+    if (p.privateKeyPath) {
+        const file = p.privateKeyPath;
+        let problem: string | undefined;
+        if (!env.fileExists(file)) problem = "does not exist on this machine";
+        else {
+            try {
+                problem = env.readFile ? privateKeyProblem(env.readFile(file)) : undefined;
+            } catch (e) {
+                problem = `cannot be read: ${(e as Error).message}`;
+            }
+        }
+        if (problem) problems.push({ path: "host.provision.privateKeyPath", message: `(${file}) ${problem}`, fix: fixFor("host.provision.privateKeyPath") });
+    }
+    if (p.authorizedKeys?.length) return problems;
+    const fix = `pulumi config set --path 'host.provision.authorizedKeys[0]' "$(cat ~/.ssh/id_ed25519.pub)"`;
+    const key = cfg.host?.privateKeyPath;
+    if (!key) {
+        problems.push({ path: "host.provision.authorizedKeys", message: "is required when host.privateKeyPath is unset (the agent's keys are not known here): list the deploy user's public keys", fix });
+        return problems;
+    }
+    const pub = `${key}.pub`;
+    let text: string | undefined;
+    try {
+        text = env.fileExists(pub) && env.readFile ? env.readFile(pub).trim() : undefined;
+    } catch {
+        text = undefined;
+    }
+    if (!text) {
+        problems.push({ path: "host.provision.authorizedKeys", message: `is unset and ${pub} (the public half of host.privateKeyPath) cannot be read`, fix: `pulumi config set --path 'host.provision.authorizedKeys[0]' "$(ssh-keygen -y -f ${key.startsWith("~/") ? `~/${shellWord(key.slice(2))}` : shellWord(key)})"` });
+        return problems;
+    }
+    const lines = text.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+    const bad = lines.find((l) => !PUBLIC_KEY_RE.test(l));
+    if (bad !== undefined || lines.length === 0) {
+        problems.push({ path: "host.provision.authorizedKeys", message: `is unset and ${pub} is not one public key line without options`, fix });
+        return problems;
+    }
+    p.authorizedKeys = lines;
+    return problems;
 }
 
 function sshProblems(cfg: StackConfig, env: DeployEnvironment): ConfigProblem[] {

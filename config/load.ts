@@ -180,6 +180,17 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
         if (!cfg.host?.address) add({ path: "host.address", message: `is required on stack "${stack}" (only dev deploys locally)`, fix: fixFor("host.address") });
         if (!cfg.host?.hostKey) add({ path: "host.hostKey", message: "is required: the VPS's host key is pinned, never trusted on first use", fix: fixFor("host.hostKey") });
     }
+    const provision = cfg.host?.provision;
+    if (provision && local) add({ path: "host.provision", message: `prepares a VPS over SSH; stack "${stack}" deploys to the local engine`, fix: fixFor("host.provision", { unset: true }) });
+    if (provision && provision.user === cfg.host?.user) {
+        add({ path: "host.provision.user", message: `is host.user ("${provision.user}"): provisioning creates the deploy user, so it needs another way in (root, or a sudo user)`, fix: fixFor("host.provision.user", { value: "root" }) });
+    }
+    if (provision && cfg.nginx.mode === "host") {
+        add({ path: "host.provision", message: 'prepares a Docker host with the Nginx container in front; with nginx.mode "host" the host\'s own nginx and its sudo rights are yours to set up', fix: `${fixFor("host.provision", { unset: true })}   # or: pulumi config set --path 'nginx.mode' container` });
+    }
+    if (!provision && (cfg.host?.firewall?.allow.length ?? 0) > 0) {
+        add({ path: "host.firewall.allow", message: "only applies with host.provision, which installs the firewall", fix: `${fixFor("host.firewall", { unset: true })}   # or set host.provision (see docs/hosts.md)` });
+    }
     if (!local && cfg.domain === "localhost") {
         add({ path: "domain", message: `must be the public host name of stack "${stack}", not localhost`, fix: fixFor("domain") });
     }

@@ -7,6 +7,7 @@ import { bindHostPathProblem } from "../sinks/docker";
 import { alertsSchema } from "./alerts";
 import { nginxValueProblem } from "../sinks/nginx";
 import { hostKeyProblem } from "./ssh-keys";
+import { firewallSchema, provisionSchema } from "./provision";
 import { SITE_ARCHIVE_RE } from "./static-files";
 import { DURATION_RE, SIZE_RE, sizeToMiB } from "./units";
 
@@ -103,8 +104,10 @@ const hostSchema = z
             .optional()
             .describe("Private key file on the deploying machine. When unset, the SSH agent (SSH_AUTH_SOCK) is used."),
         controlPersist: duration("10m", "How long the shared SSH master connection stays open after the last use."),
+        provision: provisionSchema,
+        firewall: firewallSchema,
     })
-    .describe("How to reach the VPS over SSH.");
+    .describe("How to reach the VPS over SSH, and how to prepare it.");
 
 const acmeSchema = z
     .strictObject({

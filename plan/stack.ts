@@ -7,6 +7,8 @@ import { nginxSite, NginxSite } from "./proxy";
 import { AppRelease, appRelease, releaseNames } from "./release";
 import { appUrls } from "./routes";
 import { planTls, TlsSource } from "./tls";
+import { parseFirewallRule, ProvisionPlan } from "../config/provision";
+import { sizeToMiB } from "../config/units";
 
 /** Where an app's secret variable comes from. */
 export type SecretSource = { from: "postgres" } | { from: "redis" } | { from: "generated" } | { from: "config"; value: string };
@@ -46,6 +48,8 @@ export interface StackPlan {
     prefix: string;
     /** SSH to the VPS; undefined on dev (the local engine). */
     ssh?: NonNullable<StackConfig["host"]>;
+    /** host.provision: what makes the host ready, run before anything else touches it. */
+    provision?: ProvisionPlan & { privateKeyPath?: string };
     /** Private registries, one login per server; the password is secrets.REGISTRY_PASSWORD. */
     registries: { address: string; username: string; password: string }[];
     secrets: { postgresPasswordLength: number; redisPasswordLength: number; wal: boolean; generated: string[]; rotate: Record<string, string> };
@@ -131,6 +135,30 @@ function planApp(cfg: StackConfig, app: AppConfig, files: SiteFile[] | undefined
     };
 }
 
+function planProvision(cfg: StackConfig): (ProvisionPlan & { privateKeyPath?: string }) | undefined {
+    const host = cfg.host;
+    const p = host?.provision;
+    if (!host || !p) return undefined;
+    // The environment check resolved the default keys (the .pub beside host.privateKeyPath).
+    if (!p.authorizedKeys?.length) throw new Error("planProvision: host.provision.authorizedKeys was not resolved");
+    // The proxy's published ports are the web ports to open; host nginx listens on 80/443 itself.
+    const web = cfg.nginx.mode === "container" ? [cfg.nginx.httpPort, cfg.nginx.httpsPort] : [80, 443];
+    return {
+        user: host.user,
+        provisionUser: p.user,
+        privateKeyPath: p.privateKeyPath ?? host.privateKeyPath,
+        sshPort: host.port,
+        webPorts: web,
+        authorizedKeys: p.authorizedKeys,
+        swap: p.swap === "auto" || p.swap === "off" ? p.swap : Math.round(sizeToMiB(p.swap)),
+        unattendedUpgrades: p.unattendedUpgrades,
+        journaldMaxUseMiB: Math.round(sizeToMiB(p.journaldMaxUse)),
+        maxAuthTries: p.maxAuthTries,
+        loginGraceTime: p.loginGraceTime,
+        allow: host.firewall.allow.map((r) => parseFirewallRule(r)!),
+    };
+}
+
 /** `sites`: the files of each static app that uploads one (readAppSites), by app name. */
 export function planStack(cfg: StackConfig, sites: Record<string, SiteFile[]> = {}): StackPlan {
     const containerProxy = cfg.nginx.mode === "container";
@@ -142,6 +170,7 @@ export function planStack(cfg: StackConfig, sites: Record<string, SiteFile[]> = 
         stack: cfg.stack,
         prefix: cfg.prefix,
         ssh: cfg.host,
+        provision: planProvision(cfg),
         registries: registries.map((r) => ({ address: r.server, username: r.username, password: cfg.secrets.REGISTRY_PASSWORD })),
         secrets: {
             postgresPasswordLength: cfg.postgres.passwordLength,
