@@ -29,7 +29,7 @@ CACHE_DIR="${VPS_STACK_CACHE:-${HOME:-/root}/.cache/vps-stack}/e2e/images"
 LOG_DIR="$CACHE_DIR/logs"
 DEB_CACHE="$CACHE_DIR/debs"
 BASE="$CACHE_DIR/base-$SUITE-r$BASE_REV"
-ALL_IMAGES=(postgres redis nginx demo-api certbot restic)
+ALL_IMAGES=(postgres redis nginx demo-api certbot restic vps)
 export DOCKER_BUILDKIT=0 # metadata-only `docker build` FROM the imported rootfs (see import_image)
 
 image_tags() {
@@ -40,6 +40,7 @@ image_tags() {
 		demo-api) echo "vps-stack-demo-api:1 vps-stack-demo-api:2 vps-stack-demo-api:broken" ;;
 		certbot) echo "certbot/certbot:v5.7.0" ;;
 		restic) echo "restic/restic:0.17.3" ;;
+		vps) echo "vps-stack-fresh-vps:bookworm" ;;
 		*) return 1 ;;
 	esac
 }

@@ -96,6 +96,8 @@ cleanup() {
             (cd "$E2E/project" && pulumi destroy --yes --non-interactive --stack "$s" >>"$LOG" 2>&1) || true
         done
     fi
+    # The fresh-VPS phase's box, if that phase ran (its stack lives and dies inside the box).
+    if [ "$(type -t vps_cleanup)" = function ]; then vps_cleanup; fi
     remove_box_state
     [ -f "$E2E/sshd.pid" ] && kill "$(cat "$E2E/sshd.pid")" 2>/dev/null
     for p in "$E2E"/acme-*/pebble.pid "$E2E"/acme-*/dns.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
