@@ -122,7 +122,8 @@ preview_fresh() {
     local o="$VPS_LOG/preview.txt"
     pulumi preview --non-interactive --diff --stack "$VPS_STACK_NAME" >"$o" 2>&1 || { cat "$o"; return 1; }
     grep -q 'vps-stack-host-provision-apply' "$o" || { echo "the preview does not list the provisioning"; cat "$o"; return 1; }
-    grep -q 'PermitRootLogin no' "$o" || { echo "the preview does not show the sshd settings it would write"; return 1; }
+    # A create shows the first lines of the bundle; an update shows the changed lines (broken_sshd_refused).
+    grep -q 'stdin *: "@@ set user '"$DEPLOY_USER"'' "$o" || { echo "the preview does not show what it would send to the host"; return 1; }
     grep -E '^ *(\+|Resources:| *\+ [0-9]+ to create)' "$o" | tail -3
 }
 
@@ -166,8 +167,9 @@ logins() {
         -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$VPS_LOG/known_hosts" "$DEPLOY_USER@$VPS_IP" true 2>&1; then
         echo "a password login got in"; return 1
     fi
-    ssh -v -o BatchMode=yes -o PubkeyAuthentication=no -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$VPS_LOG/known_hosts" "$DEPLOY_USER@$VPS_IP" true 2>&1 |
-        grep -E 'Authentications that can continue' | head -1 | grep -qx '.*continue: publickey' || { echo "sshd offers more than publickey"; return 1; }
+    # sshd names the methods it would accept: publickey and nothing else.
+    ssh -o BatchMode=yes -o PubkeyAuthentication=no -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$VPS_LOG/known_hosts" "$DEPLOY_USER@$VPS_IP" true 2>&1 |
+        tr -d '\r' | grep -qx '.*Permission denied (publickey)\.' || { echo "sshd offers more than publickey"; return 1; }
     deploy_ssh 'id -nG' | tr ' ' '\n' | grep -qx docker || { echo "the deploy user is not in the docker group"; return 1; }
     if deploy_ssh sudo -n true 2>&1; then echo "the deploy user has general sudo"; return 1; fi
     echo "root refused, password refused, publickey only, $DEPLOY_USER in docker, no general sudo"
@@ -196,6 +198,23 @@ host_services() {
     deploy_ssh 'cat /etc/systemd/journald.conf.d/00-vps-stack.conf' | grep -q '^SystemMaxUse=500M' || return 1
 }
 
+# The CIS Docker Benchmark's daemon section (docker-bench-security, unmodified upstream, run as root in the
+# box: it reads the daemon's files and processes) warns exactly as docs/cis-daemon-warnings.tsv says.
+daemon_bench() {
+    local archive="${VPS_STACK_VENDOR:-$ROOT/../shared/vendor}/docker-bench-security-ff26d67.tar.gz" actual expected
+    [ -f "$archive" ] || { echo "no $archive (set VPS_STACK_VENDOR)"; return 1; }
+    docker exec "$VPS_BOX" sh -c 'rm -rf /root/bench && mkdir -p /root/bench' || return 1
+    docker exec -i "$VPS_BOX" tar -xzf - -C /root/bench <"$archive" || return 1
+    # bash: the script uses [[ ]], which dash (Debian's sh) does not know.
+    docker exec "$VPS_BOX" sh -c 'cd /root/bench/docker-bench-security-* && bash docker-bench-security.sh -c docker_daemon_configuration -l /root/bench/out.log' >>"$LOG" 2>&1 || return 1
+    actual=$(docker exec "$VPS_BOX" cat /root/bench/out.log.json | node -e '
+        const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+        console.log(j.tests.flatMap((t) => t.results).filter((r) => r.result === "WARN").map((r) => r.id).sort().join(" "));') || return 1
+    expected=$(grep -v '^#' "$ROOT/docs/cis-daemon-warnings.tsv" | cut -f1 | sort | tr '\n' ' ')
+    note "daemon warnings: $actual"
+    [ "$actual " = "$expected" ] || { echo "found: $actual; documented: $expected"; return 1; }
+}
+
 second_up_no_changes() {
     pulumi preview --non-interactive --expect-no-changes --stack "$VPS_STACK_NAME" >"$VPS_LOG/preview2.txt" 2>&1 || { tail -40 "$VPS_LOG/preview2.txt"; return 1; }
     up "$VPS_STACK_NAME" >"$VPS_LOG/up2.txt" 2>&1 || { tail -40 "$VPS_LOG/up2.txt"; return 1; }
@@ -208,6 +227,10 @@ second_up_no_changes() {
 broken_sshd_refused() {
     docker exec "$VPS_BOX" sh -c 'echo "ThisIsNotAnSshdOption yes" > /etc/ssh/sshd_config.d/50-e2e-broken.conf' || return 1
     pulumi config set --stack "$VPS_STACK_NAME" --path 'host.provision.maxAuthTries' 4 || return 1
+    # The preview shows the very lines that would change on the host.
+    pulumi preview --non-interactive --diff --stack "$VPS_STACK_NAME" >"$VPS_LOG/preview-sshd.txt" 2>&1 || { tail -30 "$VPS_LOG/preview-sshd.txt"; return 1; }
+    { grep -E '^\s*-.*MaxAuthTries 3' "$VPS_LOG/preview-sshd.txt" && grep -E '^\s*\+.*MaxAuthTries 4' "$VPS_LOG/preview-sshd.txt"; } ||
+        { echo "the preview does not show the sshd line that changes:"; grep -n -B3 -A3 'MaxAuthTries' "$VPS_LOG/preview-sshd.txt"; return 1; }
     if up "$VPS_STACK_NAME" >"$VPS_LOG/up-broken.txt" 2>&1; then echo "pulumi up accepted a broken sshd"; return 1; fi
     grep -o 'sshd -t refused the new settings[^"]*' "$VPS_LOG/up-broken.txt" | head -1 | grep . || { tail -30 "$VPS_LOG/up-broken.txt"; return 1; }
     deploy_ssh true || { echo "SSH no longer works"; return 1; }
@@ -260,6 +283,7 @@ if [ -n "$VPS_OK" ]; then
         check "fresh vps: root and password logins are refused; the deploy user's key works" logins
         check "fresh vps: the daemon settings are in effect (docker info, a container's defaults)" daemon_settings
         check "fresh vps: unattended upgrades, time sync, journald limit, firewall at boot" host_services
+        check "fresh vps: docker-bench-security's daemon section warns only as docs/cis-daemon-warnings.tsv says" daemon_bench
         check "fresh vps: a second pulumi up reports no changes" second_up_no_changes
         check "fresh vps: a broken sshd setting is refused, SSH still works, then the fix goes through" broken_sshd_refused
         check "fresh vps: after a reboot the firewall, Docker and the stack come back by themselves" reboot_box
