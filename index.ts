@@ -38,6 +38,17 @@ export const healthUrls = Object.fromEntries(Object.entries(stack.urls).map(([ap
 /** The CA to trust when calling the stack (tls.mode "ca"); absent with a provided certificate. */
 export const caCertificate = stack.certificates?.caCertPem ?? null;
 export const dockerHost = stack.host.dockerHost ?? "local";
+/**
+ * host.provision: who deploys, and the command that applies the provisioning again (preview compares the
+ * config with the last run, not with the host, so a change made by hand on the host needs it).
+ */
+export const hostProvision = stack.host.provision
+    ? {
+          deployUser: cfg.host!.user,
+          firewallAllows: cfg.host!.firewall.allow,
+          reapply: pulumi.interpolate`pulumi up --stack ${cfg.stack} --replace '${stack.host.provision.command.urn}'`,
+      }
+    : null;
 export const networks = { edge: stack.networks.edge.name, data: stack.networks.data.name };
 export const containers = {
     postgres: stack.postgres.containerName,

@@ -215,6 +215,17 @@ daemon_bench() {
     [ "$actual " = "$expected" ] || { echo "found: $actual; documented: $expected"; return 1; }
 }
 
+reapply_output() {
+    local cmd
+    cmd=$(out "$VPS_STACK_NAME" hostProvision --json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).reapply)') || return 1
+    echo "$cmd"
+    # A setting changed by hand on the host, put back by the output's command.
+    docker exec "$VPS_BOX" sed -i 's/^MaxAuthTries .*/MaxAuthTries 9/' /etc/ssh/sshd_config.d/00-vps-stack.conf || return 1
+    eval "$cmd --yes --non-interactive --skip-preview" >"$VPS_LOG/reapply.txt" 2>&1 || { tail -30 "$VPS_LOG/reapply.txt"; return 1; }
+    grep -q 'changed: sshd settings' "$VPS_LOG/reapply.txt" || { echo "the reapply did not rewrite sshd"; return 1; }
+    deploy_ssh 'grep -x "MaxAuthTries 3" /etc/ssh/sshd_config.d/00-vps-stack.conf'
+}
+
 second_up_no_changes() {
     pulumi preview --non-interactive --expect-no-changes --stack "$VPS_STACK_NAME" >"$VPS_LOG/preview2.txt" 2>&1 || { tail -40 "$VPS_LOG/preview2.txt"; return 1; }
     up "$VPS_STACK_NAME" >"$VPS_LOG/up2.txt" 2>&1 || { tail -40 "$VPS_LOG/up2.txt"; return 1; }
@@ -285,6 +296,7 @@ if [ -n "$VPS_OK" ]; then
         check "fresh vps: unattended upgrades, time sync, journald limit, firewall at boot" host_services
         check "fresh vps: docker-bench-security's daemon section warns only as docs/cis-daemon-warnings.tsv says" daemon_bench
         check "fresh vps: a second pulumi up reports no changes" second_up_no_changes
+        check "fresh vps: the hostProvision.reapply output puts back a setting changed by hand" reapply_output
         check "fresh vps: a broken sshd setting is refused, SSH still works, then the fix goes through" broken_sshd_refused
         check "fresh vps: after a reboot the firewall, Docker and the stack come back by themselves" reboot_box
         check "fresh vps: removing host.provision leaves the host as it is" unprovision_leaves_host
