@@ -1,16 +1,8 @@
 # Stacks on the box: create one, deploy it, read its outputs, and wait until it is healthy. Shared by
 # the phases (sourced by e2e/run.sh after the box is up: SSH_PORT and HOST_KEY are set).
 # shellcheck shell=bash disable=SC2034
-init_stack() { # init_stack NAME HTTP HTTPS [HOST_KEY]: the stack pins the box's ed25519 key unless told otherwise
-    pulumi stack init "$1" --non-interactive >>"$LOG" 2>&1 || return 1
-    cat >>"Pulumi.$1.yaml" <<EOF
-config:
-  vps-stack:host:
-    address: 127.0.0.1
-    port: $SSH_PORT
-    user: $DEPLOY_USER
-    hostKey: ${4:-$HOST_KEY}
-    privateKeyPath: $E2E/client_key
+services_yaml() { # the domain, the demo API and small PostgreSQL and Redis, as every e2e stack has them
+    cat <<EOF
   vps-stack:domain: $DOMAIN
   vps-stack:apps:
     - name: api
@@ -23,6 +15,19 @@ config:
   vps-stack:redis:
     memory: 256m
     maxmemory: 64mb
+EOF
+}
+init_stack() { # init_stack NAME HTTP HTTPS [HOST_KEY]: the stack pins the box's ed25519 key unless told otherwise
+    pulumi stack init "$1" --non-interactive >>"$LOG" 2>&1 || return 1
+    cat >>"Pulumi.$1.yaml" <<EOF
+config:
+  vps-stack:host:
+    address: 127.0.0.1
+    port: $SSH_PORT
+    user: $DEPLOY_USER
+    hostKey: ${4:-$HOST_KEY}
+    privateKeyPath: $E2E/client_key
+$(services_yaml)
   vps-stack:nginx:
     httpPort: $2
     httpsPort: $3

@@ -95,18 +95,7 @@ config:
     provision:
       user: root
       privateKeyPath: $VPS_LOG/root_key
-  vps-stack:domain: $DOMAIN
-  vps-stack:apps:
-    - name: api
-      image: vps-stack-demo-api:1
-      trackTag: false
-      memory: 256m
-  vps-stack:postgres:
-    memory: 512m
-    sharedBuffers: 128MB
-  vps-stack:redis:
-    memory: 256m
-    maxmemory: 64mb
+$(services_yaml)
 EOF
 }
 
