@@ -11,10 +11,10 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, readOnlyRoot } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "../plan/container-defaults";
 import { limitPids } from "./pids-limit";
 import { AcmeTls, hostAcmeDirs } from "../plan/tls";
-import { ACME_CA_BUNDLE_FILE, ACME_CONFIG_DIR, ACME_LOGS_DIR, ACME_PLACEHOLDER_FILE, ACME_SCRIPT, ACME_SERVED_FILE, ACME_WEBROOT, ACME_WORK_DIR, acmeEnv, acmeIssueCommand, acmeScript } from "../render/acme";
+import { ACME_CA_BUNDLE_FILE, ACME_CONFIG_DIR, ACME_PLACEHOLDER_FILE, ACME_SCRIPT, ACME_SERVED_FILE, ACME_WEBROOT, acmeEnv, acmeIssueCommand, acmeScript } from "../render/acme";
 import { pullImage } from "./image";
 import { StackScope } from "./scope";
 
@@ -102,10 +102,9 @@ export class AcmeClient extends pulumi.ComponentResource {
                 entrypoints: ["sh", ACME_SCRIPT],
                 command: ["daemon"],
                 envs: acmeEnv({ ...plan, server: plan.directoryUrl, certName: this.certName }),
+                // A writable root: the script and the placeholder are uploaded (see READ_ONLY_ROOT).
                 uploads,
-                // certbot writes its config directory and the webroot (mounts), its work directory (a VOLUME of
-                // the image) and its logs, kept on disk in volumes of the container's own.
-                ...readOnlyRoot({ uploads, volumes: [{ containerPath: ACME_WORK_DIR }, { containerPath: ACME_LOGS_DIR }, ...mounts] }),
+                volumes: mounts,
                 networksAdvanced: [{ name: args.network }],
                 // Root in the container writes certbot's 0700 directories and chmods the served file.
                 capabilities: { drops: ["ALL"], adds: dockerCaps(["CHOWN", "DAC_OVERRIDE", "FOWNER"]) },

@@ -13,7 +13,7 @@
 // any second of the last pitr.days (scripts/restore.sh). See docs/decisions/0003-backups.md.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, readOnlyRoot } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck } from "../plan/container-defaults";
 import { limitPids } from "./pids-limit";
 import { APP_VOLUMES_MOUNT, BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupEnv, backupScript, pgpassLine, walReceiverEnv } from "../render/backup";
 import { bindHostPathProblem } from "../sinks/docker";
@@ -79,12 +79,10 @@ export class BackupJob extends pulumi.ComponentResource {
                     offsite: args.offsiteMaxAgeSeconds ? { maxAgeSeconds: args.offsiteMaxAgeSeconds } : undefined,
                     appVolumes: appVolumes.map((v) => v.id),
                 }),
+                // A writable root: the script and the password file are uploaded (see READ_ONLY_ROOT).
                 uploads: files,
-                // Writes go to the backup directory only (its locks too); the apps' volumes read-only: archived, never written.
-                ...readOnlyRoot({
-                    uploads: files,
-                    volumes: [...backupsMount, ...appVolumes.map((v) => ({ volumeName: v.volumeName, containerPath: `${APP_VOLUMES_MOUNT}/${v.id}`, readOnly: true }))],
-                }),
+                // The apps' volumes read-only: archived, never written.
+                volumes: [...backupsMount, ...appVolumes.map((v) => ({ volumeName: v.volumeName, containerPath: `${APP_VOLUMES_MOUNT}/${v.id}`, readOnly: true }))],
                 networksAdvanced: [{ name: args.dataNetwork }],
                 capabilities: { drops: ["ALL"] },
                 healthcheck: healthcheck({
@@ -114,7 +112,7 @@ export class BackupJob extends pulumi.ComponentResource {
                     command: ["receive-wal"],
                     envs: walReceiverEnv({ postgres: args.postgres, wal }),
                     uploads: files,
-                    ...readOnlyRoot({ uploads: files, volumes: backupsMount }),
+                    volumes: backupsMount,
                     networksAdvanced: [{ name: args.dataNetwork }],
                     capabilities: { drops: ["ALL"] },
                     // Healthy while the server sees the receiver's slot active: the WAL is being streamed.

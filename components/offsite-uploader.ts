@@ -8,10 +8,10 @@
 // only a network of its own with a way out, and the backup directory.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
 import { limitPids } from "./pids-limit";
 import { OffsitePlan } from "../plan/stack";
-import { AWS_CREDENTIALS_FILE, awsCredentials, OFFSITE_SCRIPT, OFFSITE_TMPDIR, offsiteEnv, offsiteScript, RESTIC_CACHE_DIR, RESTIC_PASSWORD_FILE } from "../render/offsite";
+import { AWS_CREDENTIALS_FILE, awsCredentials, OFFSITE_SCRIPT, offsiteEnv, offsiteScript, RESTIC_PASSWORD_FILE } from "../render/offsite";
 import { pullImage } from "./image";
 import { StackScope } from "./scope";
 
@@ -57,12 +57,9 @@ export class OffsiteUploader extends pulumi.ComponentResource {
                 entrypoints: [OFFSITE_SCRIPT],
                 command: ["schedule"],
                 envs: offsiteEnv({ offsite: o, stack: args.stack, backupMount: args.backupMount, uploadIntervalSeconds: o.uploadIntervalSeconds, retention: args.retention, timezone: args.timezone }),
+                // A writable root: the script and secret files are uploaded (see READ_ONLY_ROOT).
                 uploads,
-                // restic's cache and pack files on disk, not in memory: a tmpfs counts against the memory limit.
-                ...readOnlyRoot({
-                    uploads,
-                    volumes: [{ containerPath: RESTIC_CACHE_DIR }, { containerPath: OFFSITE_TMPDIR }, { hostPath: args.directory, containerPath: args.backupMount }],
-                }),
+                volumes: [{ hostPath: args.directory, containerPath: args.backupMount }],
                 networksAdvanced: [{ name: network.name }],
                 capabilities: { drops: ["ALL"] },
                 // Cheap (it reads marker files); the provider waits for the first healthy report.

@@ -3,7 +3,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { sizeToMiB, StackConfig } from "../config";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot, tmpfsOptions } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
 import { limitPids } from "./pids-limit";
 import { pullImage } from "./image";
 import { postgresCommand, postgresHealthCommand, postgresUrl, psqlCommand, renderPasswordSql, renderPgHba, renderPostgresInitSql, renderWalRoleSql } from "../render/services";
@@ -80,14 +80,9 @@ export class PostgresService extends pulumi.ComponentResource {
                 ...baseContainerArgs(args.stack, "postgres", args),
                 command: postgresCommand({ ...args, wal: args.wal ? { maxSlotWalKeepSize: args.maxSlotWalKeepSize, hbaFile: POSTGRES_HBA_FILE } : undefined }),
                 envs: [`POSTGRES_DB=${args.database}`, `POSTGRES_USER=${args.user}`, `POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE}`],
+                // A writable root: the files are uploaded (see READ_ONLY_ROOT in plan/container-defaults.ts).
                 uploads,
-                // The server writes its data directory and, beside it, its socket and lock file (the
-                // entrypoint makes that directory the postgres user's); the entrypoint's here-documents use /tmp.
-                ...readOnlyRoot({
-                    uploads,
-                    tmpfs: { "/var/run/postgresql": tmpfsOptions("1m") },
-                    volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
-                }),
+                volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
                 networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],
                 shmSize: Math.round(sizeToMiB(args.shmSize)),
                 healthcheck: healthcheck({

@@ -1,9 +1,9 @@
-// Redis on the stack's data network only, as the image's redis user on a read-only root. Password,
+// Redis on the stack's data network only, as the image's redis user. Password,
 // persistence and memory policy live in a config file, never on the command line; the healthcheck reads
 // the password into REDISCLI_AUTH, not argv.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
 import { limitPids } from "./pids-limit";
 import { pullImage } from "./image";
 import { StackConfig } from "../config";
@@ -50,7 +50,7 @@ export class RedisService extends pulumi.ComponentResource {
 
         const conf = pulumi.secret(password.apply((p) => renderRedisConf({ ...args, password: p })));
         // 0444: the server and its healthcheck run as the redis user and must read it; no other user runs in
-        // the container. The upload is root's, in a volume of the container's own (the root is read-only).
+        // the container. (A writable root: the file is uploaded, see READ_ONLY_ROOT in plan/container-defaults.ts.)
         const uploads = [{ file: REDIS_CONF_FILE, content: conf, permissions: "0444" }];
         this.container = new docker.Container(
             name,
@@ -64,8 +64,7 @@ export class RedisService extends pulumi.ComponentResource {
                 user: REDIS_USER,
                 command: ["redis-server", REDIS_CONF_FILE],
                 uploads,
-                // Redis writes /data only (RDB, AOF and their rewrites).
-                ...readOnlyRoot({ uploads, volumes: [{ volumeName: volume.name, containerPath: "/data" }] }),
+                volumes: [{ volumeName: volume.name, containerPath: "/data" }],
                 networksAdvanced: [{ name: args.network, aliases: [REDIS_ALIAS] }],
                 healthcheck: healthcheck({
                     tests: ["CMD-SHELL", redisHealthCommand(REDIS_CONF_FILE, REDIS_PORT)],

@@ -297,8 +297,8 @@ const appSchema = z.strictObject({
     user: z.string().regex(/^[a-z0-9_-]+(:[a-z0-9_-]+)?$/, "must be user[:group] or uid[:gid]").optional().describe("Run as this user (non-root)."),
     readOnly: z
         .boolean()
-        .default(true)
-        .describe("Read-only root filesystem, with a tmpfs on /tmp (64m) and the secret files in a volume of the container's own; set false for an image that writes elsewhere (or mount apps[].volumes there)."),
+        .default(false)
+        .describe('Read-only root filesystem, with a tmpfs on /tmp (64m); needs secretDelivery "env" (or no secrets) and kind "container": the Docker provider cannot upload files into a read-only root.'),
     volumes: z
         .array(
             z.strictObject({

@@ -148,19 +148,26 @@ export const NGINX_RUNTIME = {
 export const TMP_TMPFS = { "/tmp": tmpfsOptions("64m") };
 
 /**
- * A read-only root filesystem. Docker refuses file uploads (the provider's `uploads`, copied between
- * create and start) into a read-only root, and a tmpfs is only mounted at start; so each directory that
- * receives an upload gets an anonymous volume of its own, which the copy may write (Docker fills a new
- * volume with what the image has there) and which goes with the container. `tmpfs` lists what the image
- * writes at run time beside its volumes; /tmp always. `volumes` are the container's other mounts.
+ * Why only some containers have a read-only root (READ_ONLY_ROOT): the Docker provider copies every upload
+ * (its `uploads`, between create and start) with Docker's archive API into "/", and Docker refuses any copy
+ * whose destination is not in a volume when the root is read-only ("container rootfs is marked read-only"),
+ * even when each file's own directory is a volume. A container that takes uploaded files (PostgreSQL's and
+ * Redis's config and passwords, the backup, WAL, off-site and ACME scripts, an app's secret files) keeps a
+ * writable root until those files reach it another way.
+ */
+export const READ_ONLY_ROOT = "a read-only root filesystem refuses the Docker provider's uploads";
+
+/**
+ * A read-only root filesystem for a container that takes no upload (see READ_ONLY_ROOT): a tmpfs for /tmp
+ * and for what the image writes at run time (`tmpfs`), beside its other mounts (`volumes`); anonymous volumes
+ * there go with the container.
  */
 export function readOnlyRoot(a: { uploads: { file: string }[]; tmpfs?: Record<string, string>; volumes?: docker.types.input.ContainerVolume[] }) {
-    const dirs = [...new Set(a.uploads.map((u) => u.file.replace(/\/[^/]+$/, "") || "/"))].sort();
-    if (dirs.includes("/")) throw new Error("readOnlyRoot: an upload into / cannot go to a volume of its own");
+    if (a.uploads.length > 0) throw new Error(`readOnlyRoot: ${READ_ONLY_ROOT} (${a.uploads.map((u) => u.file).join(", ")})`);
     return {
         readOnly: true,
         tmpfs: { ...TMP_TMPFS, ...(a.tmpfs ?? {}) },
-        volumes: [...dirs.map((containerPath) => ({ containerPath })), ...(a.volumes ?? [])],
+        volumes: a.volumes ?? [],
         removeVolumes: true,
     };
 }

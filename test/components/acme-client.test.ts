@@ -62,14 +62,8 @@ describe("AcmeClient (tls.mode acme)", () => {
     it("shares its volumes with the proxy read-only; nginx serves the one file and the challenge directory", async () => {
         const stack = await build(preprodConfig(acme()));
         const a = container("vps-stack-preprod-acme");
-        // The uploads' directories, certbot's work and log directories: volumes of its own (read-only root).
-        expect(a).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" } });
         expect(a.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "128" });
         expect(a.volumes).toEqual([
-            { containerPath: "/run/vps-stack" },
-            { containerPath: "/usr/local/lib/vps-stack" },
-            { containerPath: "/var/lib/letsencrypt" },
-            { containerPath: "/var/log/letsencrypt" },
             { volumeName: "vps-stack-preprod-letsencrypt", containerPath: "/etc/letsencrypt" },
             { volumeName: "vps-stack-preprod-acme-webroot", containerPath: "/var/www/acme" },
         ]);
@@ -148,10 +142,6 @@ describe("AcmeClient (tls.mode acme)", () => {
             }),
         );
         expect(container("vps-stack-preprod-acme").volumes).toEqual([
-            { containerPath: "/run/vps-stack" },
-            { containerPath: "/usr/local/lib/vps-stack" },
-            { containerPath: "/var/lib/letsencrypt" },
-            { containerPath: "/var/log/letsencrypt" },
             { hostPath: "/var/lib/vps-stack/preprod/letsencrypt", containerPath: "/etc/letsencrypt" },
             { hostPath: "/var/lib/vps-stack/preprod/acme-webroot", containerPath: "/var/www/acme" },
         ]);

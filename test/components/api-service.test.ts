@@ -75,9 +75,8 @@ describe("ApiService", () => {
         expect(api.logOpts).toEqual(LOG_OPTS);
         expect(api.securityOpts).toEqual(["no-new-privileges:true"]);
         expect(api.capabilities).toEqual({ drops: ["ALL"], adds: [] });
-        // Read-only by default: the secret files in a volume of the container's own, a small /tmp.
-        expect(api).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" } });
-        expect(api.volumes).toEqual([{ containerPath: "/run/secrets" }]);
+        // Its secret files are uploaded: a writable root (READ_ONLY_ROOT).
+        expect(api.readOnly).toBeUndefined();
         // The PIDs limit (apps[].pidsLimit, 512 by default), declared and applied on the host once it exists.
         expect(api.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "512" });
         const pids = byTypeName(REMOTE_COMMAND, `vps-stack-app-api-${rel(stack, "api")}-1-pids`).inputs;
@@ -88,14 +87,18 @@ describe("ApiService", () => {
 
     it("supports a custom health command, a non-root user and a read-only root", async () => {
         const stack = await build(
-            preprodConfig((c) => Object.assign(c.apps[0], { healthCommand: ["node", "healthcheck.js"], user: "1000:1000", readOnly: true })),
+            preprodConfig((c) => Object.assign(c.apps[0], { healthCommand: ["node", "healthcheck.js"], user: "1000:1000", readOnly: true, secretDelivery: "env" })),
         );
         const api = container(`vps-stack-preprod-api-${rel(stack, "api")}-1`);
         expect(api.healthcheck.tests).toEqual(["CMD", "node", "healthcheck.js"]);
         expect(api.user).toBe("1000:1000");
         expect(api.readOnly).toBe(true);
         expect(api.tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,size=64m" });
-        expect(api.volumes).toEqual([{ containerPath: "/run/secrets" }]);
+        expect(api.uploads).toEqual([]);
+    });
+
+    it("refuses a read-only root with secret files: Docker refuses uploads into it", async () => {
+        expect(() => preprodConfig((c) => Object.assign(c.apps[0], { readOnly: true }))).toThrow(/apps\[0\]\.readOnly cannot be true while its secret files are uploaded/);
     });
 
     it("deploys a re-pushed tag: the registry digest is a pull trigger, unless tag tracking is off", async () => {
@@ -198,13 +201,8 @@ describe("static sites", () => {
         expect(copy.inputs.connection).toMatchObject({ host: "203.0.113.10", port: 2222, user: "deploy", hostKey: KEY });
         // Mounted read-only where the site's nginx serves it; only its config is uploaded, into a volume of the
         // container's own (the root is read-only), and nginx's temporary files go to volumes too.
-        expect(web.volumes).toEqual([
-            { containerPath: "/etc/nginx/conf.d" },
-            { containerPath: "/var/cache/nginx" },
-            { containerPath: "/var/lib/nginx" },
-            { hostPath: `/home/deploy/.local/share/vps-stack/preprod/${name}/site`, containerPath: "/usr/share/nginx/html", readOnly: true },
-        ]);
-        expect(web).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m", "/var/run": "rw,noexec,nosuid,size=1m" } });
+        expect(web.volumes).toEqual([{ hostPath: `/home/deploy/.local/share/vps-stack/preprod/${name}/site`, containerPath: "/usr/share/nginx/html", readOnly: true }]);
+        expect(web.readOnly).toBeUndefined();
         expect(web.uploads.map((u: { file: string }) => u.file)).toEqual(["/etc/nginx/conf.d/default.conf"]);
         // The copy goes when the site changes or the app goes, after the containers that mount it.
         const dir = byTypeName(REMOTE_COMMAND, `vps-stack-host-copy-${name}-dir`).inputs;

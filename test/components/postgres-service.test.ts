@@ -50,14 +50,9 @@ describe("PostgresService", () => {
         expect(pg.shmSize).toBe(256);
         expect(pg.logDriver).toBe("json-file");
         expect(pg.logOpts).toEqual(LOG_OPTS);
-        // Read-only root: each upload's directory a volume of its own, the socket directory a tmpfs.
-        expect(pg.volumes).toEqual([
-            { containerPath: "/docker-entrypoint-initdb.d" },
-            { containerPath: "/etc/vps-stack" },
-            { containerPath: "/run/secrets" },
-            { volumeName: "vps-stack-preprod-postgres-data", containerPath: "/var/lib/postgresql/data" },
-        ]);
-        expect(pg).toMatchObject({ readOnly: true, removeVolumes: true, tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m", "/var/run/postgresql": "rw,noexec,nosuid,size=1m" } });
+        expect(pg.volumes).toEqual([{ volumeName: "vps-stack-preprod-postgres-data", containerPath: "/var/lib/postgresql/data" }]);
+        // Its files are uploaded: a writable root (READ_ONLY_ROOT).
+        expect(pg.readOnly).toBeUndefined();
         // The entrypoint starts as root (to own the volume and the socket directory), then runs as postgres.
         expect(pg.user).toBeUndefined();
         expect(pg.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "512" });
