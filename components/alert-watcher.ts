@@ -17,16 +17,18 @@ import {
     alertsScript,
     AlertSettings,
     DOCKER_SOCKET,
-    HOST_GATEWAY,
     SMTP_AUTH_FILE,
     smtpCurlConfig,
     webhookCurlConfig,
     webhookFile,
 } from "../render/alerts";
 import { pullImage } from "./image";
+import { limitPids } from "./pids-limit";
 import { StackScope } from "./scope";
 
 export const ALERT_WATCHER_TYPE = "vps-stack:index:AlertWatcher";
+/** Most processes in the watcher: its loop, a round's pipelines (sh, curl, grep, sed, awk), a healthcheck, a docker exec. */
+export const ALERTS_PIDS_LIMIT = 64;
 
 export interface AlertWatcherArgs extends StackScope, Omit<AlertSettings, "stack" | "backupDirectory" | "webhooks"> {
     /**
@@ -75,10 +77,12 @@ export class AlertWatcher extends pulumi.ComponentResource {
             {
                 name: this.containerName,
                 image: image.imageId,
-                ...baseContainerArgs(args.stack, "alerts", { memory: args.memory, cpus: args.cpus }),
+                ...baseContainerArgs(args.stack, "alerts", { memory: args.memory, cpus: args.cpus, pidsLimit: ALERTS_PIDS_LIMIT }),
                 entrypoints: [ALERTS_SCRIPT],
                 command: ["watch"],
                 envs: alertsEnv({ ...args, stack: args.stack, backupDirectory: args.backupDirectory !== undefined, webhooks: args.webhooks.map((w) => ({ kind: w.kind })) }),
+                // A writable root: the script and the secret files are uploaded, and Docker refuses the
+                // provider's uploads into a read-only root (plan/container-defaults.ts, readOnlyRoot).
                 uploads,
                 volumes: [
                     // Read-only: the watcher only GETs. Still root-equivalent (decision 0004).
@@ -87,14 +91,13 @@ export class AlertWatcher extends pulumi.ComponentResource {
                     ...(args.backupDirectory ? [{ hostPath: args.backupDirectory, containerPath: ALERTS_BACKUP_MOUNT, readOnly: true }] : []),
                 ],
                 networksAdvanced: [{ name: network.name }],
-                // The host's published ports, as the health URLs are asked.
-                hosts: [{ host: HOST_GATEWAY, ip: "host-gateway" }],
                 capabilities: { drops: ["ALL"] },
                 healthcheck: healthcheck({ tests: ["CMD", ALERTS_SCRIPT, "check"], interval: "30s", timeout: "10s", retries: 2, startPeriod: "30s" }),
                 waitTimeout: 90,
             },
             { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
         );
+        limitPids(args.host, name, this.container, this.containerName, ALERTS_PIDS_LIMIT);
         this.registerOutputs({ containerName: this.containerName });
     }
 }

@@ -12,8 +12,12 @@ export const ALERTS_SECRETS_DIR = "/run/secrets";
 export const DOCKER_SOCKET = "/var/run/docker.sock";
 /** Where the watcher sees the backup directory (read-only), to measure its disk. */
 export const ALERTS_BACKUP_MOUNT = "/backups";
-/** The host, as the watcher's container reaches it (extra host "host-gateway"). */
-export const HOST_GATEWAY = "host.docker.internal";
+/**
+ * The host, as the watcher's container reaches it: its default gateway (the host's address on the watcher's
+ * own network), read by the script. Not Docker's "host-gateway", which is the default bridge's address: a
+ * host without docker0 (a daemon with "bridge": "none", or the link removed) has no such address.
+ */
+export const HOST_GATEWAY = "gateway";
 
 export type WebhookKind = "json" | "slack" | "discord";
 

@@ -17,7 +17,8 @@
 # Environment: STACK; STATE_DIR; INTERVAL (60); REMINDER (86400); CONFIRM (2: rounds a problem must be
 # seen in a row before it is notified); CERT_DAYS (14); DISK_PERCENT (90); DISKS ("label=path ...");
 # DOCKER_SOCKET (/var/run/docker.sock; empty: no container checks); EXPECTED (container names that must
-# run); HEALTH_URLS; HEALTH_CONNECT (host that the URLs' connections go to, e.g. host.docker.internal);
+# run); HEALTH_URLS; HEALTH_CONNECT (host that the URLs' connections go to; "gateway": the container's
+# default gateway, which is the host's address on the watcher's network);
 # OOM_WINDOW (3600); WEBHOOKS ("kind=curl-config-file ...", kind json|slack|discord); SMTP_URL,
 # SMTP_STARTTLS (1), SMTP_AUTH (curl config file with the user), MAIL_FROM, MAIL_TO ("a@x b@y").
 set -u
@@ -147,10 +148,26 @@ cert_epoch() {
 		print days * 86400 + hms[1] * 3600 + hms[2] * 60 + hms[3] }'
 }
 
+# The container's default gateway, from the kernel's routing table (no ip(8) needed): the host's address on
+# the container's network, where the published ports answer. The address is hex, in the kernel's byte order
+# (little-endian on every platform Docker runs on).
+default_gateway() {
+	awk '$2 == "00000000" && $3 != "00000000" {
+		x = "0123456789ABCDEF"; g = toupper($3)
+		for (i = 7; i >= 1; i -= 2) printf "%d%s", (index(x, substr(g, i, 1)) - 1) * 16 + index(x, substr(g, i + 1, 1)) - 1, (i > 1 ? "." : "\n")
+		exit }' /proc/net/route
+}
+
 check_health() {
+	target=${HEALTH_CONNECT:-}
+	if [ "$target" = gateway ] && [ -n "${HEALTH_URLS:-}" ]; then
+		target=$(default_gateway)
+		[ -n "$target" ] || problem "health:gateway" health "the watcher finds no default gateway to reach the host's published ports" "docker inspect $STACK's alerts container: its network must be a bridge with a gateway"
+	fi
 	for url in ${HEALTH_URLS:-}; do
+		[ "${HEALTH_CONNECT:-}" = gateway ] && [ -z "$target" ] && break
 		connect=""
-		[ -n "${HEALTH_CONNECT:-}" ] && connect="--connect-to ::$HEALTH_CONNECT:"
+		[ -n "$target" ] && connect="--connect-to ::$target:"
 		# -k: whether the chain is trusted is not this check's business; its expiry is checked below.
 		# shellcheck disable=SC2086
 		if ! info=$(curl -ksS -o /dev/null --max-time 10 $connect -w '%{http_code}\n%{certs}' "$url" 2>"$STATE_DIR/.curl-err"); then

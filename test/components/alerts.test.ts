@@ -16,8 +16,8 @@ import {
     webhookCurlConfig,
     webhookFile,
 } from "../../render/alerts";
-import { byName, NETWORK, ofType } from "../mocks";
-import { build, container, KEY, preprodConfig, resetCaptured, upload, uploadIsSecret } from "./helpers";
+import { byName, NETWORK, ofType, REMOTE_COMMAND } from "../mocks";
+import { build, byTypeName, container, KEY, preprodConfig, resetCaptured, upload, uploadIsSecret } from "./helpers";
 
 beforeEach(resetCaptured);
 
@@ -52,7 +52,7 @@ describe("AlertWatcher", () => {
                 `DISKS=docker=/ backups=${ALERTS_BACKUP_MOUNT}`,
                 "EXPECTED=vps-stack-preprod-postgres vps-stack-preprod-redis vps-stack-preprod-nginx vps-stack-preprod-backup vps-stack-preprod-wal",
                 "HEALTH_URLS=https://app.example.com/api/health https://app.example.com/health",
-                "HEALTH_CONNECT=host.docker.internal",
+                "HEALTH_CONNECT=gateway",
                 `WEBHOOKS=slack=${webhookFile(0)} discord=${webhookFile(1)}`,
                 "SMTP_URL=smtp://smtp.example.com:587",
                 "SMTP_STARTTLS=1",
@@ -77,7 +77,17 @@ describe("AlertWatcher", () => {
         expect(c.ports ?? []).toEqual([]);
         expect(c.networksAdvanced).toEqual([{ name: "vps-stack-preprod-alerts" }]);
         expect(ofType(NETWORK).find((n) => n.inputs.name === "vps-stack-preprod-alerts")!.inputs.internal ?? false).toBe(false);
-        expect(c.hosts).toEqual([{ host: "host.docker.internal", ip: "host-gateway" }]);
+        // The host is reached through the watcher's default gateway, not Docker's host-gateway (docker0's address).
+        expect(c.hosts ?? []).toEqual([]);
+    });
+
+    it("has a PIDs limit, applied on the host once it exists, and a writable root for its uploads (issue 16)", async () => {
+        await build(preprodConfig(withAlerts()));
+        const c = container("vps-stack-preprod-alerts");
+        expect(c.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "64" });
+        expect(byTypeName(REMOTE_COMMAND, "vps-stack-alerts-pids").inputs.create).toBe("docker update --pids-limit 64 vps-stack-preprod-alerts >/dev/null");
+        expect(c.uploads.length).toBeGreaterThan(0);
+        expect(c.readOnly ?? false).toBe(false);
     });
 
     it("keeps the webhook URLs and the SMTP login in 0400 secret files, never in its environment", async () => {
