@@ -144,7 +144,7 @@ published_by_mistake() {
     deploy_ssh docker run -d --name e2e-published-by-mistake --label "vps-stack.stack=$VPS_STACK_NAME" -p 8081:6379 redis:7-alpine || return 1
     sleep 2
     # It works from the box itself (so the port really is published)...
-    deploy_ssh 'exec 3<>/dev/tcp/127.0.0.1/8081 && printf "PING\r\n" >&3 && timeout 3 head -c 5 <&3' | grep -q PONG || { echo "not reachable from the box itself"; return 1; }
+    deploy_ssh 'exec 3<>/dev/tcp/127.0.0.1/8081 && printf "PING\r\n" >&3 && timeout 3 head -c 5 <&3' | grep -c PONG >/dev/null || { echo "not reachable from the box itself"; return 1; }
     # ...and not from outside.
     if timeout 5 bash -c "exec 3<>/dev/tcp/$VPS_IP/8081" 2>/dev/null; then echo "8081 is reachable from outside"; return 1; fi
     deploy_ssh docker rm -f e2e-published-by-mistake >/dev/null
@@ -157,9 +157,11 @@ logins() {
         echo "a password login got in"; return 1
     fi
     # sshd names the methods it would accept: publickey and nothing else.
-    ssh -o BatchMode=yes -o PubkeyAuthentication=no -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$VPS_LOG/known_hosts" "$DEPLOY_USER@$VPS_IP" true 2>&1 |
-        tr -d '\r' | grep -qx '.*Permission denied (publickey)\.' || { echo "sshd offers more than publickey"; return 1; }
-    deploy_ssh 'id -nG' | tr ' ' '\n' | grep -qx docker || { echo "the deploy user is not in the docker group"; return 1; }
+    # (ssh fails here, so its output is taken whole rather than piped: pipefail would see the failure.)
+    local denied
+    denied=$(ssh -o BatchMode=yes -o PubkeyAuthentication=no -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$VPS_LOG/known_hosts" "$DEPLOY_USER@$VPS_IP" true 2>&1 | tr -d '\r')
+    grep -qx '.*Permission denied (publickey)\.' <<<"$denied" || { echo "sshd offers more than publickey: $denied"; return 1; }
+    deploy_ssh 'id -nG' | tr ' ' '\n' | grep -xc docker >/dev/null || { echo "the deploy user is not in the docker group"; return 1; }
     if deploy_ssh sudo -n true 2>&1; then echo "the deploy user has general sudo"; return 1; fi
     echo "root refused, password refused, publickey only, $DEPLOY_USER in docker, no general sudo"
 }
@@ -177,14 +179,14 @@ daemon_settings() {
     # The rest of daemon.json as the running daemon sees it: no docker-proxy with ports published
     # (userland-proxy false), no-new-privileges on a container that asks for nothing, log rotation.
     deploy_ssh 'pgrep -x docker-proxy' && { echo "docker-proxy runs: userland-proxy is on"; return 1; }
-    deploy_ssh "docker run --rm --entrypoint sh redis:7-alpine -c 'grep ^NoNewPrivs /proc/self/status'" | grep -q 'NoNewPrivs:.*1' || { echo "no-new-privileges is not the default"; return 1; }
-    deploy_ssh "docker run --rm -d --name e2e-logopts --entrypoint sleep redis:7-alpine 30 >/dev/null; docker inspect -f '{{json .HostConfig.LogConfig}}' e2e-logopts; docker rm -f e2e-logopts >/dev/null" | tee /dev/stderr | grep -q '"max-size":"10m"'
+    deploy_ssh "docker run --rm --entrypoint sh redis:7-alpine -c 'grep ^NoNewPrivs /proc/self/status'" | grep -c 'NoNewPrivs:.*1' >/dev/null || { echo "no-new-privileges is not the default"; return 1; }
+    deploy_ssh "docker run --rm -d --name e2e-logopts --entrypoint sleep redis:7-alpine 30 >/dev/null; docker inspect -f '{{json .HostConfig.LogConfig}}' e2e-logopts; docker rm -f e2e-logopts >/dev/null" | tee /dev/stderr | grep -c '"max-size":"10m"' >/dev/null
 }
 
 host_services() {
-    deploy_ssh 'apt-config dump APT::Periodic::Unattended-Upgrade' | grep -q '"1"' || { echo "unattended upgrades not configured"; return 1; }
+    deploy_ssh 'apt-config dump APT::Periodic::Unattended-Upgrade' | grep -c '"1"' >/dev/null || { echo "unattended upgrades not configured"; return 1; }
     deploy_ssh 'systemctl is-enabled unattended-upgrades apt-daily-upgrade.timer systemd-timesyncd vps-stack-firewall docker' || return 1
-    deploy_ssh 'cat /etc/systemd/journald.conf.d/00-vps-stack.conf' | grep -q '^SystemMaxUse=500M' || return 1
+    deploy_ssh 'cat /etc/systemd/journald.conf.d/00-vps-stack.conf' | grep -c '^SystemMaxUse=500M' >/dev/null || return 1
 }
 
 # The CIS Docker Benchmark's daemon section (docker-bench-security, unmodified upstream, run as root in the
@@ -249,7 +251,8 @@ reboot_box() {
     for i in $(seq 90); do deploy_ssh true >/dev/null 2>&1 && break; sleep 1; done
     back_healthy || return 1
     deploy_ssh 'sudo -n /usr/local/sbin/vps-stack-provision probe' || return 1
-    docker exec "$VPS_BOX" nft list table inet vps_stack | grep -q 'policy drop' || { echo "the firewall did not come back"; return 1; }
+    local table
+    table=$(docker exec "$VPS_BOX" nft list table inet vps_stack) && grep -q 'policy drop' <<<"$table" || { echo "the firewall did not come back: $table"; return 1; }
     timeout 5 bash -c "exec 3<>/dev/tcp/$VPS_IP/5432" 2>/dev/null && { echo "5432 reachable"; return 1; }
     echo "back after a reboot, firewall loaded"
 }
