@@ -35,7 +35,9 @@ seed_images() {
     docker volume create --label "vps-stack.stack=$VPS_STACK_NAME" "$VPS_VOLUME" >/dev/null || return 1
     dir=$(docker volume inspect -f '{{.Mountpoint}}' "$VPS_VOLUME") || return 1
     sock="$VPS_LOG/seed.sock"
-    dockerd --data-root "$dir" -H "unix://$sock" --exec-root "$VPS_LOG/seed-exec" --pidfile "$VPS_LOG/seed.pid" \
+    # In a network namespace of its own: with --bridge none, dockerd deletes any docker0 link it sees,
+    # which is the main engine's bridge.
+    unshare --net dockerd --data-root "$dir" -H "unix://$sock" --exec-root "$VPS_LOG/seed-exec" --pidfile "$VPS_LOG/seed.pid" \
         --bridge none --iptables=false --ip-masq=false >"$VPS_LOG/seed-dockerd.log" 2>&1 &
     pid=$!
     for _ in $(seq 60); do docker -H "unix://$sock" info >/dev/null 2>&1 && { ok=1; break; }; sleep 0.5; done
@@ -274,7 +276,10 @@ destroy_vps_stack() {
 }
 
 VPS_OK=1
+bridge_before=$(ip -br link show docker0 2>/dev/null | cut -d' ' -f1)
 check "fresh vps: the stack's images are seeded into the box's Docker data directory" seed_images || VPS_OK=
+# The main engine's bridge survives the seeding (later phases and runs use its gateway).
+[ -z "$bridge_before" ] || check "fresh vps: the main engine's docker0 is still there after the seeding" ip link show docker0
 [ -n "$VPS_OK" ] && { check "fresh vps: boots with systemd and sshd" boot_box || VPS_OK=; }
 if [ -n "$VPS_OK" ]; then
     check "fresh vps: root's key only, no Docker, no nftables, no sudo, no deploy user" is_fresh
