@@ -105,15 +105,17 @@ restore_previous() { # restore_previous FILE: returns 1 when nothing was kept fo
 }
 
 # ------------------------------------------------------------------------------------------------ host
+# The tests point this at a file of their own; on a host it is the host's.
+OS_RELEASE=${VPS_STACK_OS_RELEASE:-/etc/os-release}
 check_os() {
-    [ -r /etc/os-release ] || die "no /etc/os-release: not a supported system (Debian 12, 13 or Ubuntu 24.04)"
+    [ -r "$OS_RELEASE" ] || die "no /etc/os-release: not a supported system (Debian 12, 13 or Ubuntu 24.04)"
     local id version pretty
-    # shellcheck disable=SC1091 # the host's own file
-    id=$(. /etc/os-release && printf '%s' "${ID:-}")
-    # shellcheck disable=SC1091
-    version=$(. /etc/os-release && printf '%s' "${VERSION_ID:-}")
-    # shellcheck disable=SC1091
-    pretty=$(. /etc/os-release && printf '%s' "${PRETTY_NAME:-$id $version}")
+    # shellcheck disable=SC1090 # the host's own file
+    id=$(. "$OS_RELEASE" && printf '%s' "${ID:-}")
+    # shellcheck disable=SC1090
+    version=$(. "$OS_RELEASE" && printf '%s' "${VERSION_ID:-}")
+    # shellcheck disable=SC1090
+    pretty=$(. "$OS_RELEASE" && printf '%s' "${PRETTY_NAME:-$id $version}")
     case "$id:$version" in
     debian:12 | debian:13 | ubuntu:24.04) OS="$id $version" ;;
     *) die "$pretty is not supported: host.provision prepares Debian 12, Debian 13 or Ubuntu 24.04 (unset host.provision and prepare the host yourself, see \"Bring your own host\" in the README)" ;;

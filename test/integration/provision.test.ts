@@ -74,6 +74,31 @@ describe("vps-stack-provision validate", () => {
     });
 });
 
+describe("vps-stack-provision probe", () => {
+    const probe = (release: string) => {
+        const file = path.join(dir, "os-release");
+        fs.writeFileSync(file, release);
+        return spawnSync("bash", [SCRIPT, "probe"], { encoding: "utf8", env: { ...process.env, VPS_STACK_OS_RELEASE: file } });
+    };
+
+    it("refuses a system it does not support, by name, pointing at bringing one's own host", () => {
+        const r = probe('PRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\nID="rocky"\nVERSION_ID="9.4"\n');
+        expect(r.status).not.toBe(0);
+        expect(r.stderr).toMatch(/Rocky Linux 9\.4 \(Blue Onyx\) is not supported: host\.provision prepares Debian 12, Debian 13 or Ubuntu 24\.04 .*Bring your own host/);
+        expect(probe('PRETTY_NAME="Ubuntu 22.04.4 LTS"\nID=ubuntu\nVERSION_ID="22.04"\n').stderr).toMatch(/Ubuntu 22\.04\.4 LTS is not supported/);
+        expect(probe('PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nID=debian\nVERSION_ID="11"\n').stderr).toMatch(/Debian GNU\/Linux 11 \(bullseye\) is not supported/);
+    });
+
+    it("accepts Debian 12, Debian 13 and Ubuntu 24.04 (then asks for systemd, which a VPS runs)", () => {
+        for (const release of ['ID=debian\nVERSION_ID="12"\n', 'ID=debian\nVERSION_ID="13"\n', 'ID=ubuntu\nVERSION_ID="24.04"\n']) {
+            const r = probe(release);
+            expect(r.stderr).not.toMatch(/not supported/);
+            if (r.status === 0) expect(r.stdout).toMatch(/^vps-stack-provision (debian 1[23]|ubuntu 24\.04)$/m);
+            else expect(r.stderr).toMatch(/systemd is not running/);
+        }
+    });
+});
+
 describe("the rendered files in the real tools", () => {
     it("sshd -t accepts the drop-in read through Include, as on Debian 12+", () => {
         const hostKey = path.join(dir, "host_key");
