@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { expandHome } from "../config/paths";
 import { dirExistsCommand, ensureDataDirCommand, removeDirCommand } from "../render/host";
 import { knownHostsLine, sshOptions } from "../render/services";
-import { ProvisionPlan } from "../render/provision";
+import { ProvisionPlan } from "../config/provision";
 import { HostProvision } from "./host-provision";
 
 export const VPS_HOST_TYPE = "vps-stack:index:VpsHost";

@@ -78,8 +78,8 @@ if grep -q '^PENDING ' "$work/out"; then
         die "a fresh login as $VPS_USER failed after the change ($(one_line "$err")), so the previous sshd and firewall settings are back; nothing else was undone"
     fi
 fi
-if ! err=$(fresh_deploy docker version --format '{{.Server.Version}}' 2>&1); then
-    die "$VPS_USER cannot reach Docker over a fresh login: $(one_line "$err")"
+if ! version=$(fresh_deploy docker version --format '{{.Server.Version}}' 2>&1); then
+    die "$VPS_USER cannot reach Docker over a fresh login: $(one_line "$version")"
 fi
-say "ready: $VPS_USER reaches Docker ${err}"
+say "ready: $VPS_USER reaches Docker $version"
 grep -E '^vps-stack-provision: (changed|nothing|done)' "$work/out" | sed 's/^vps-stack-provision: //'

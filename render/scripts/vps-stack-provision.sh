@@ -76,14 +76,15 @@ setting() { # setting KEY REGEX: the value, checked again here (the program chec
 bundle_file() { printf '%s/files/%s' "$BUNDLE_DIR" "$1"; }
 has_file() { [ -f "$(bundle_file "$1")" ]; }
 
+# differs NAME TARGET: the bundle's file NAME is not (yet) what TARGET holds
+differs() { ! [ -f "$2" ] || ! cmp -s "$(bundle_file "$1")" "$2"; }
+
 # install_file NAME TARGET MODE: copies a bundle file over TARGET when it differs; returns 0 when it did
 install_file() {
-    local src
-    src=$(bundle_file "$1")
-    [ -f "$src" ] || die "bundle: no file '$1'"
-    if [ -f "$2" ] && cmp -s "$src" "$2"; then return 1; fi
+    [ -f "$(bundle_file "$1")" ] || die "bundle: no file '$1'"
+    differs "$1" "$2" || return 1
     mkdir -p "$(dirname "$2")"
-    install -m "$3" -o root -g root "$src" "$2.vps-stack-new"
+    install -m "$3" -o root -g root "$(bundle_file "$1")" "$2.vps-stack-new"
     mv -f "$2.vps-stack-new" "$2"
     return 0
 }
@@ -153,9 +154,8 @@ packages() {
 }
 
 deploy_user() {
-    local user provision_user home keys tmp
+    local user home keys tmp
     user=$(setting user '^[a-z_][a-z0-9_-]{0,31}$')
-    provision_user=$(setting provisionUser '^[a-z_][a-z0-9_-]{0,31}$')
     if ! id "$user" >/dev/null 2>&1; then
         useradd --create-home --shell /bin/bash --user-group "$user"
         # Key authentication only: no password can match "*", and the account is not locked ("!"),
@@ -184,23 +184,19 @@ deploy_user() {
     fi
     rm -f "$tmp"
     # The sudo rule: validated before it is installed, since a broken sudoers file breaks all of sudo.
-    if ! [ -f "$SUDOERS" ] || ! cmp -s "$(bundle_file sudoers)" "$SUDOERS"; then
+    if differs sudoers "$SUDOERS"; then
         visudo -c -q -f "$(bundle_file sudoers)" >/dev/null || die "the rendered sudoers rule does not pass visudo -c: nothing was changed"
         install_file sudoers "$SUDOERS" 0440 && changed "sudo rule for $user"
     fi
-    : "$provision_user"
 }
 
 docker_engine() {
     local restart=""
-    if install_file daemon.json "$DAEMON_JSON.candidate" 0644; then :; fi
-    if ! [ -f "$DAEMON_JSON" ] || ! cmp -s "$DAEMON_JSON.candidate" "$DAEMON_JSON"; then
+    if differs daemon.json "$DAEMON_JSON"; then
         keep_previous "$DAEMON_JSON"
-        mv -f "$DAEMON_JSON.candidate" "$DAEMON_JSON"
+        install_file daemon.json "$DAEMON_JSON" 0644
         changed "docker daemon.json"
         restart=1
-    else
-        rm -f "$DAEMON_JSON.candidate"
     fi
     systemctl is-enabled --quiet docker 2>/dev/null || { systemctl enable --quiet docker; changed "docker enabled at boot"; }
     if [ -n "$restart" ] || ! systemctl is-active --quiet docker; then
@@ -293,7 +289,7 @@ WantedBy=sysinit.target
 EOF
         systemctl daemon-reload
     fi
-    if ! [ -f "$FIREWALL_FILE" ] || ! cmp -s "$(bundle_file firewall.nft)" "$FIREWALL_FILE"; then
+    if differs firewall.nft "$FIREWALL_FILE"; then
         keep_previous "$FIREWALL_FILE"
         install_file firewall.nft "$FIREWALL_FILE" 0600 || true
         PENDING+=(firewall)
@@ -313,7 +309,7 @@ sshd_reload() {
 sshd() {
     grep -Eiq '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\.d/\*\.conf' /etc/ssh/sshd_config ||
         die "/etc/ssh/sshd_config does not include /etc/ssh/sshd_config.d/*.conf (Debian 12+ and Ubuntu do): nothing was changed"
-    [ -f "$SSHD_DROPIN" ] && cmp -s "$(bundle_file sshd.conf)" "$SSHD_DROPIN" && return 0
+    differs sshd.conf "$SSHD_DROPIN" || return 0
     keep_previous "$SSHD_DROPIN"
     install_file sshd.conf "$SSHD_DROPIN" 0644 || true
     local out
