@@ -193,6 +193,11 @@ export const healthcheck = resourcePolicy(
     (r) => p.healthcheck(r),
 );
 
+export const readOnlyRoot = resourcePolicy(
+    { name: "read-only-root", description: "Every long-running container has a read-only root filesystem.", enforcementLevel: "advisory", severity: "low" },
+    (r) => p.readOnlyRoot(r),
+);
+
 export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
     dataServicesPublishNothing,
     onlyProxyPublishes,
@@ -205,6 +210,7 @@ export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
     logRotation,
     restartPolicy,
     healthcheck,
+    readOnlyRoot,
 ];
 
 // The tests drive these policies the way the engine does, through this pack's own copy of @pulumi/policy

@@ -272,3 +272,13 @@ export function healthcheck(c: ResourceView): string[] {
     const ok = Array.isArray(tests) && tests.length > 1 && tests[0] !== "NONE";
     return ok ? [] : [`${displayName(c)} has no healthcheck: Docker cannot tell a hung service from a healthy one`];
 }
+
+/**
+ * Long-running containers have a read-only root (CIS Docker Benchmark 5.13): what a compromised process
+ * writes is gone with the container, and nothing of the image can be altered. vps-stack gives every
+ * container one; an app opts out with apps[].readOnly false.
+ */
+export function readOnlyRoot(c: ResourceView): string[] {
+    if (c.type !== CONTAINER || isOneShot(c) || c.props.readOnly === UNKNOWN) return [];
+    return c.props.readOnly === true ? [] : [`${displayName(c)} has a writable root filesystem: give it a read-only one (apps[].readOnly true, with volumes where it writes)`];
+}

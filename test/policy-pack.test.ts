@@ -6,7 +6,7 @@ import { generatedSecrets, ROOT, stackConfig, withRequiredSecrets } from "./mock
 import { clone, PolicyInput, policyInputs, runPolicies, runProgram, Violation } from "./policy-harness";
 
 const MANDATORY = ["data-services-publish-nothing", "only-proxy-publishes", "no-secrets-in-containers", "data-network-internal", "data-services-on-internal-networks", "data-volumes-protected"];
-const ADVISORY = ["images-pinned", "memory-limit", "log-rotation", "restart-policy", "healthcheck"];
+const ADVISORY = ["images-pinned", "memory-limit", "log-rotation", "restart-policy", "healthcheck", "read-only-root"];
 
 const fired = (vs: Violation[]) => [...new Set(vs.map((v) => v.policy))].sort();
 
@@ -124,6 +124,7 @@ describe("a deliberately bad prod stack", () => {
         ["log-rotation", "vps-stack-prod-nginx logs to json-file without max-size", (rs) => set(pick(rs, TYPE.container, "vps-stack-prod-nginx"), "logOpts", undefined)],
         ["restart-policy", 'vps-stack-prod-backup has restart policy "no"', (rs) => set(pick(rs, TYPE.container, "vps-stack-prod-backup"), "restart", "no")],
         ["healthcheck", "vps-stack-prod-acme has no healthcheck", (rs) => set(pick(rs, TYPE.container, "vps-stack-prod-acme"), "healthcheck", undefined)],
+        ["read-only-root", "vps-stack-prod-redis has a writable root filesystem", (rs) => set(pick(rs, TYPE.container, "vps-stack-prod-redis"), "readOnly", false)],
     ];
 
     it("covers every policy of the pack", () => {
