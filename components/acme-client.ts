@@ -11,10 +11,11 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, readOnlyRoot } from "../plan/container-defaults";
+import { containerFilesAt } from "./container-files";
 import { limitPids } from "./pids-limit";
 import { AcmeTls, hostAcmeDirs } from "../plan/tls";
-import { ACME_CA_BUNDLE_FILE, ACME_CONFIG_DIR, ACME_PLACEHOLDER_FILE, ACME_SCRIPT, ACME_SERVED_FILE, ACME_WEBROOT, acmeEnv, acmeIssueCommand, acmeScript } from "../render/acme";
+import { ACME_CA_BUNDLE_FILE, ACME_CONFIG_DIR, ACME_LOGS_DIR, ACME_PLACEHOLDER_FILE, ACME_SCRIPT, ACME_SERVED_FILE, ACME_WEBROOT, ACME_WORK_DIR, acmeEnv, acmeIssueCommand, acmeScript } from "../render/acme";
 import { pullImage } from "./image";
 import { StackScope } from "./scope";
 
@@ -87,11 +88,17 @@ export class AcmeClient extends pulumi.ComponentResource {
         }
 
         const image = pullImage(`${name}-image`, { ref: plan.image, trackTag: false }, { parent: this, provider });
-        const uploads = [
-            { file: ACME_SCRIPT, content: acmeScript(), permissions: "0555" },
-            { file: ACME_PLACEHOLDER_FILE, content: placeholder, permissions: "0400" },
-            ...(plan.caCertificate ? [{ file: ACME_CA_BUNDLE_FILE, content: plan.caCertificate, permissions: "0444" }] : []),
-        ];
+        const files = containerFilesAt(
+            args.host,
+            `${name}-files`,
+            { container: this.containerName, stack: args.stack, service: "acme", image: image.imageId },
+            [
+                { path: ACME_SCRIPT, content: acmeScript(), mode: 0o555 },
+                { path: ACME_PLACEHOLDER_FILE, content: placeholder, mode: 0o400 },
+                ...(plan.caCertificate ? [{ path: ACME_CA_BUNDLE_FILE, content: plan.caCertificate, mode: 0o444 }] : []),
+            ],
+            { parent: this },
+        );
         this.container = new docker.Container(
             name,
             {
@@ -102,9 +109,8 @@ export class AcmeClient extends pulumi.ComponentResource {
                 entrypoints: ["sh", ACME_SCRIPT],
                 command: ["daemon"],
                 envs: acmeEnv({ ...plan, server: plan.directoryUrl, certName: this.certName }),
-                // A writable root: the script and the placeholder are uploaded (see READ_ONLY_ROOT).
-                uploads,
-                volumes: mounts,
+                // A read-only root: certbot's work and log directories are volumes of the container's own.
+                ...readOnlyRoot({ volumes: [...files.mounts, ...mounts, { containerPath: ACME_WORK_DIR }, { containerPath: ACME_LOGS_DIR }] }),
                 networksAdvanced: [{ name: args.network }],
                 // Root in the container writes certbot's 0700 directories and chmods the served file.
                 capabilities: { drops: ["ALL"], adds: dockerCaps(["CHOWN", "DAC_OVERRIDE", "FOWNER"]) },
@@ -117,7 +123,7 @@ export class AcmeClient extends pulumi.ComponentResource {
                 }),
                 waitTimeout: 90,
             },
-            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: files.ready },
         );
         limitPids(args.host, name, this.container, this.containerName, plan.pidsLimit);
         this.registerOutputs({ containerName: this.containerName, certName: this.certName });

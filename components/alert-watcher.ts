@@ -8,7 +8,8 @@
 // with a way out), drops every capability, and only ever GETs from the API (docs/decisions/0004-alerts.md).
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
+import { containerFilesAt } from "./container-files";
 import {
     ALERTS_BACKUP_MOUNT,
     ALERTS_SCRIPT,
@@ -64,14 +65,20 @@ export class AlertWatcher extends pulumi.ComponentResource {
         );
         // Where it remembers what it already notified: a replaced watcher does not notify it again.
         const state = new docker.Volume(`${name}-state`, { name: `${args.prefix}-alerts`, labels: labels(args.stack, "alerts") }, { parent: this, provider });
-        const uploads: docker.types.input.ContainerUpload[] = [
-            { file: ALERTS_SCRIPT, content: alertsScript(), permissions: "0555" },
-            // Files read by `curl -K`, never arguments or environment: `docker inspect` and `ps` show those.
-            ...args.webhooks.map((w, i) => ({ file: webhookFile(i), content: pulumi.secret(pulumi.output(w.url).apply(webhookCurlConfig)), permissions: "0400" })),
-            ...(args.email?.user && args.smtpPassword !== undefined
-                ? [{ file: SMTP_AUTH_FILE, content: pulumi.secret(pulumi.output(args.smtpPassword).apply((p) => smtpCurlConfig(args.email!.user!, p))), permissions: "0400" }]
-                : []),
-        ];
+        const files = containerFilesAt(
+            args.host,
+            `${name}-files`,
+            { container: this.containerName, stack: args.stack, service: "alerts", image: image.imageId },
+            [
+                { path: ALERTS_SCRIPT, content: alertsScript(), mode: 0o555 },
+                // Files read by `curl -K`, never arguments or environment: `docker inspect` and `ps` show those.
+                ...args.webhooks.map((w, i) => ({ path: webhookFile(i), content: pulumi.secret(pulumi.output(w.url).apply(webhookCurlConfig)), mode: 0o400 })),
+                ...(args.email?.user && args.smtpPassword !== undefined
+                    ? [{ path: SMTP_AUTH_FILE, content: pulumi.secret(pulumi.output(args.smtpPassword).apply((p) => smtpCurlConfig(args.email!.user!, p))), mode: 0o400 }]
+                    : []),
+            ],
+            { parent: this },
+        );
         this.container = new docker.Container(
             name,
             {
@@ -81,21 +88,22 @@ export class AlertWatcher extends pulumi.ComponentResource {
                 entrypoints: [ALERTS_SCRIPT],
                 command: ["watch"],
                 envs: alertsEnv({ ...args, stack: args.stack, backupDirectory: args.backupDirectory !== undefined, webhooks: args.webhooks.map((w) => ({ kind: w.kind })) }),
-                // A writable root: the script and the secret files are uploaded, and Docker refuses the
-                // provider's uploads into a read-only root (plan/container-defaults.ts, readOnlyRoot).
-                uploads,
-                volumes: [
-                    // Read-only: the watcher only GETs. Still root-equivalent (decision 0004).
-                    { hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: true },
-                    { volumeName: state.name, containerPath: ALERTS_STATE_DIR },
-                    ...(args.backupDirectory ? [{ hostPath: args.backupDirectory, containerPath: ALERTS_BACKUP_MOUNT, readOnly: true }] : []),
-                ],
+                // A read-only root: it writes only its state volume (and /tmp).
+                ...readOnlyRoot({
+                    volumes: [
+                        ...files.mounts,
+                        // Read-only: the watcher only GETs. Still root-equivalent (decision 0004).
+                        { hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: true },
+                        { volumeName: state.name, containerPath: ALERTS_STATE_DIR },
+                        ...(args.backupDirectory ? [{ hostPath: args.backupDirectory, containerPath: ALERTS_BACKUP_MOUNT, readOnly: true }] : []),
+                    ],
+                }),
                 networksAdvanced: [{ name: network.name }],
                 capabilities: { drops: ["ALL"] },
                 healthcheck: healthcheck({ tests: ["CMD", ALERTS_SCRIPT, "check"], interval: "30s", timeout: "10s", retries: 2, startPeriod: "30s" }),
                 waitTimeout: 90,
             },
-            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: files.ready },
         );
         limitPids(args.host, name, this.container, this.containerName, ALERTS_PIDS_LIMIT);
         this.registerOutputs({ containerName: this.containerName });

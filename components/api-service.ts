@@ -1,12 +1,14 @@
 // One app of the stack (e.g. api, web): its replicas on the edge network (and the data network when it
 // uses PostgreSQL or Redis), never published. Secrets reach it as files by default.
 import * as docker from "@pulumi/docker";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, NGINX_RUNTIME, ONE_SHOT_LABEL, labels, readOnlyRoot } from "../plan/container-defaults";
+import { containerFiles } from "./container-files";
 import { limitPids } from "./pids-limit";
 import { pullImage } from "./image";
 import { AppRelease, releaseNames } from "../plan/release";
-import { healthTest, secretFile, secretFileEnv, STATIC_SITE_CONF } from "../render/app";
+import { healthTest, SECRETS_DIR, secretFileEnv, STATIC_SITE_CONF } from "../render/app";
 import { drainScript, gateScript } from "../render/release";
 import { renderStaticSiteConf } from "../render/static-site";
 import { dockerEnv } from "../sinks/docker";
@@ -45,23 +47,23 @@ export interface ApiServiceArgs extends StackScope, Omit<AppConfig, "secrets" | 
     };
 }
 
-/** A file uploaded into a container, at a path known here (a read-only root needs its directory). */
-type Upload = docker.types.input.ContainerUpload & { file: string };
+/** A file of the app's files volume: its name in the volume's directory. */
+type AppFile = { name: string; content: pulumi.Input<string>; mode: number };
 
-/** Environment and uploads for an app's secrets; pure, exported for tests. */
+/** Environment and files for an app's secrets; pure, exported for tests. */
 export function secretDelivery(
     mode: "file" | "env",
     secrets: Record<string, pulumi.Input<string>>,
-): { envs: pulumi.Input<string>[]; uploads: Upload[] } {
+): { envs: pulumi.Input<string>[]; files: AppFile[] } {
     const names = Object.keys(secrets).sort();
     if (mode === "env") {
-        return { envs: names.map((n) => pulumi.secret(pulumi.interpolate`${n}=${secrets[n]}`)), uploads: [] };
+        return { envs: names.map((n) => pulumi.secret(pulumi.interpolate`${n}=${secrets[n]}`)), files: [] };
     }
     return {
         envs: names.map(secretFileEnv),
         // 0444 like Docker's own secrets: the image's runtime user is unknown to us and the files must be
         // readable by it; the boundary is the container, and nothing shows in `docker inspect`.
-        uploads: names.map((n) => ({ file: secretFile(n), content: pulumi.secret(pulumi.output(secrets[n])), permissions: "0444" })),
+        files: names.map((n) => ({ name: n, content: pulumi.secret(pulumi.output(secrets[n])), mode: 0o444 })),
     };
 }
 
@@ -93,11 +95,11 @@ export class ApiService extends pulumi.ComponentResource {
         const envs = [...Object.entries(args.env).map(([k, v]) => dockerEnv(k, v)), ...delivery.envs];
         const isStatic = args.kind === "static";
         const site = args.staticSite ?? { root: "/usr/share/nginx/html" };
-        const uploads: Upload[] = isStatic
-            ? [
-                  { file: STATIC_SITE_CONF, content: renderStaticSiteConf({ port: args.port, root: site.root }), permissions: "0444" },
-              ]
-            : delivery.uploads;
+        // A static site's server config, or the secret files: in a read-only volume of their own.
+        const filesDir = isStatic ? path.posix.dirname(STATIC_SITE_CONF) : SECRETS_DIR;
+        const files: AppFile[] = isStatic
+            ? [{ name: path.posix.basename(STATIC_SITE_CONF), content: renderStaticSiteConf({ port: args.port, root: site.root }), mode: 0o444 }]
+            : delivery.files;
         // The app's own named volumes: children of the app, not of a release, so a new release mounts the
         // same data; protected on prod like PostgreSQL's.
         this.volumes = args.volumes.map((v) => {
@@ -112,17 +114,14 @@ export class ApiService extends pulumi.ComponentResource {
             ...this.volumes.map((v) => ({ volumeName: v.volume.name, containerPath: v.path })),
             ...(isStatic && site.hostDir ? [{ hostPath: site.hostDir, containerPath: site.root, readOnly: true }] : []),
         ];
-        // apps[].readOnly (the default): a read-only root, whose uploads (secret files under SECRETS_DIR, a
-        // static site's server config) go to volumes of the container's own; a static site's Nginx also
-        // writes its pid and temporary files. Without it, the image writes where it likes.
-        const root = (files: { file: string }[]) =>
-            args.readOnly
-                ? readOnlyRoot({
-                      uploads: files,
-                      tmpfs: isStatic ? NGINX_RUNTIME.tmpfs : undefined,
-                      volumes: [...(isStatic ? NGINX_RUNTIME.volumes : []), ...mounts],
-                  })
-                : { volumes: mounts.length > 0 ? mounts : undefined, removeVolumes: true };
+        // apps[].readOnly (the default): a read-only root; a static site's Nginx also writes its pid and
+        // temporary files. Without it, the image writes where it likes.
+        const root = (fileMounts: docker.types.input.ContainerVolume[]) => {
+            const volumes = [...fileMounts, ...mounts];
+            return args.readOnly
+                ? readOnlyRoot({ tmpfs: isStatic ? NGINX_RUNTIME.tmpfs : undefined, volumes: [...(isStatic ? NGINX_RUNTIME.volumes : []), ...volumes] })
+                : { volumes: volumes.length > 0 ? volumes : undefined, removeVolumes: true };
+        };
         // A static site's Nginx master needs to switch users and own its cache directories.
         const capAdd = isStatic ? ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", ...args.capAdd] : args.capAdd;
 
@@ -135,6 +134,19 @@ export class ApiService extends pulumi.ComponentResource {
         // release's are deleted (at the end of `pulumi up`, after the proxy switched). A failed gate stops
         // `pulumi up` before that, so the old release is never touched.
         const rel = release ? `-${release.id}` : "";
+        // One volume for the release's containers (and its migration): named after the release, so a
+        // release never shares one with another and takes it away with it.
+        const appFiles =
+            files.length > 0
+                ? containerFiles(
+                      args.host,
+                      `${name}${rel}-files`,
+                      { container: `${args.prefix}-${args.name}${rel}`, stack: args.stack, service: args.name, image: image.imageId, dir: filesDir, files },
+                      { parent: this },
+                  )
+                : undefined;
+        const fileMounts = appFiles ? [appFiles.mount] : [];
+        const filesReady = appFiles ? [appFiles.ready] : [];
         const networks = [{ name: args.edgeNetwork, aliases: [this.upstreamHost] }, ...(args.dataNetwork ? [{ name: args.dataNetwork }] : [])];
 
         // The migration runs in the new image, with the app's environment and secrets, to completion
@@ -161,8 +173,7 @@ export class ApiService extends pulumi.ComponentResource {
                     command: args.migrate.command,
                     user: args.user,
                     envs,
-                    uploads: delivery.uploads,
-                    ...root(delivery.uploads),
+                    ...root(isStatic ? [] : fileMounts),
                     networksAdvanced: networks,
                     capabilities: { drops: ["ALL"], adds: dockerCaps(args.capAdd) },
                     mustRun: false,
@@ -170,7 +181,7 @@ export class ApiService extends pulumi.ComponentResource {
                     logs: false,
                 },
                 // Kept after it exits, so its exit code stays readable and it re-runs only when it changes.
-                { parent: this, provider },
+                { parent: this, provider, dependsOn: filesReady },
             );
             const migration = this.migration;
             image_ = pulumi.runtime.isDryRun()
@@ -198,9 +209,8 @@ export class ApiService extends pulumi.ComponentResource {
                         command: args.command,
                         user: args.user,
                         envs,
-                        uploads,
                         capabilities: { drops: ["ALL"], adds: dockerCaps(capAdd) },
-                        ...root(uploads),
+                        ...root(fileMounts),
                         ports: args.hostPort !== undefined ? [{ internal: args.port, external: args.hostPort + i, ip: "127.0.0.1", protocol: "tcp" }] : undefined,
                         networksAdvanced: networks,
                         healthcheck: healthcheck({ tests: healthTest(args), interval: "15s", timeout: "5s", retries: 3, startPeriod: "20s" }),
@@ -216,7 +226,7 @@ export class ApiService extends pulumi.ComponentResource {
                         provider,
                         deleteBeforeReplace: true,
                         replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES,
-                        dependsOn: [...(this.migration ? [image, this.migration] : []), ...(site.ready ?? [])],
+                        dependsOn: [...(this.migration ? [image, this.migration] : []), ...(site.ready ?? []), ...filesReady],
                     },
                 ),
         );

@@ -13,7 +13,8 @@
 // any second of the last pitr.days (scripts/restore.sh). See docs/decisions/0003-backups.md.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, readOnlyRoot } from "../plan/container-defaults";
+import { containerFilesAt } from "./container-files";
 import { limitPids } from "./pids-limit";
 import { APP_VOLUMES_MOUNT, BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupEnv, backupScript, pgpassLine, walReceiverEnv } from "../render/backup";
 import { bindHostPathProblem } from "../sinks/docker";
@@ -57,11 +58,21 @@ export class BackupJob extends pulumi.ComponentResource {
                 .all([args.postgres.password, wal?.password ?? ""])
                 .apply(([password, walPassword]) => pgpassLine({ ...args.postgres, password }) + (wal ? pgpassLine({ ...args.postgres, user: wal.role, password: walPassword }) : "")),
         );
-        const files = [
-            { file: BACKUP_SCRIPT, content: backupScript(), permissions: "0555" },
-            // libpq ignores a password file readable by others; the job runs as root.
-            { file: BACKUP_PGPASS_FILE, content: pgpass, permissions: "0400" },
-        ];
+        // Read-only volumes of files, shared by the job and the WAL receiver: the script on the image's PATH,
+        // the password file where libpq is told to find it (libpq ignores one readable by others; the job
+        // runs as root).
+        const files = containerFilesAt(
+            args.host,
+            `${name}-files`,
+            { container: this.containerName, stack: args.stack, service: "backup", image: args.image },
+            [
+                { path: BACKUP_SCRIPT, content: backupScript(), mode: 0o555 },
+                { path: BACKUP_PGPASS_FILE, content: pgpass, mode: 0o400 },
+            ],
+            { parent: this },
+        );
+        const fileMounts = files.mounts;
+        const ready = files.ready;
         // A bind mount: the backups outlive the container, the stack and `pulumi destroy`.
         const backupsMount = [{ hostPath: args.directory, containerPath: BACKUP_MOUNT }];
 
@@ -79,10 +90,10 @@ export class BackupJob extends pulumi.ComponentResource {
                     offsite: args.offsiteMaxAgeSeconds ? { maxAgeSeconds: args.offsiteMaxAgeSeconds } : undefined,
                     appVolumes: appVolumes.map((v) => v.id),
                 }),
-                // A writable root: the script and the password file are uploaded (see READ_ONLY_ROOT).
-                uploads: files,
-                // The apps' volumes read-only: archived, never written.
-                volumes: [...backupsMount, ...appVolumes.map((v) => ({ volumeName: v.volumeName, containerPath: `${APP_VOLUMES_MOUNT}/${v.id}`, readOnly: true }))],
+                // It writes only the backup directory. The apps' volumes read-only: archived, never written.
+                ...readOnlyRoot({
+                    volumes: [...fileMounts, ...backupsMount, ...appVolumes.map((v) => ({ volumeName: v.volumeName, containerPath: `${APP_VOLUMES_MOUNT}/${v.id}`, readOnly: true }))],
+                }),
                 networksAdvanced: [{ name: args.dataNetwork }],
                 capabilities: { drops: ["ALL"] },
                 healthcheck: healthcheck({
@@ -97,7 +108,7 @@ export class BackupJob extends pulumi.ComponentResource {
                 waitTimeout: 90,
             },
             // Fixed name; nothing is lost when it is replaced (state lives in the backup directory).
-            { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.dependsOn },
+            { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [...args.dependsOn, ...ready] },
         );
         limitPids(args.host, name, this.container, this.containerName, args.pidsLimit);
         if (wal) {
@@ -111,8 +122,7 @@ export class BackupJob extends pulumi.ComponentResource {
                     entrypoints: [BACKUP_SCRIPT],
                     command: ["receive-wal"],
                     envs: walReceiverEnv({ postgres: args.postgres, wal }),
-                    uploads: files,
-                    volumes: backupsMount,
+                    ...readOnlyRoot({ volumes: [...fileMounts, ...backupsMount] }),
                     networksAdvanced: [{ name: args.dataNetwork }],
                     capabilities: { drops: ["ALL"] },
                     // Healthy while the server sees the receiver's slot active: the WAL is being streamed.
@@ -120,7 +130,7 @@ export class BackupJob extends pulumi.ComponentResource {
                     waitTimeout: 90,
                 },
                 // Fixed name; the slot on the server keeps the WAL while it is replaced.
-                { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: args.dependsOn },
+                { parent: this, provider: args.host.provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [...args.dependsOn, ...ready] },
             );
             limitPids(args.host, `${name}-wal`, this.walContainer, this.walContainerName, args.pidsLimit);
         }

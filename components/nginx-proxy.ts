@@ -111,7 +111,6 @@ export class NginxProxy extends pulumi.ComponentResource {
                 // No uploads: the config comes in its volume. The command runs `sh -c`, so the image's
                 // entrypoint skips its /docker-entrypoint.d scripts (they would write into /etc/nginx/conf.d).
                 ...readOnlyRoot({
-                    uploads: [],
                     tmpfs: NGINX_RUNTIME.tmpfs,
                     volumes: [
                         ...NGINX_RUNTIME.volumes,

@@ -8,10 +8,11 @@
 // only a network of its own with a way out, and the backup directory.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
+import { containerFilesAt } from "./container-files";
 import { limitPids } from "./pids-limit";
 import { OffsitePlan } from "../plan/stack";
-import { AWS_CREDENTIALS_FILE, awsCredentials, OFFSITE_SCRIPT, offsiteEnv, offsiteScript, RESTIC_PASSWORD_FILE } from "../render/offsite";
+import { AWS_CREDENTIALS_FILE, awsCredentials, OFFSITE_SCRIPT, OFFSITE_TMPDIR, offsiteEnv, offsiteScript, RESTIC_CACHE_DIR, RESTIC_PASSWORD_FILE } from "../render/offsite";
 import { pullImage } from "./image";
 import { StackScope } from "./scope";
 
@@ -42,12 +43,18 @@ export class OffsiteUploader extends pulumi.ComponentResource {
             { name: `${args.prefix}-offsite`, driver: "bridge", labels: labels(args.stack, "offsite") },
             { parent: this, provider, deleteBeforeReplace: true },
         );
-        const uploads = [
-            { file: OFFSITE_SCRIPT, content: offsiteScript(), permissions: "0555" },
-            // Files, never environment variables: `docker inspect` shows the environment.
-            { file: RESTIC_PASSWORD_FILE, content: pulumi.secret(o.passphrase), permissions: "0400" },
-            { file: AWS_CREDENTIALS_FILE, content: pulumi.secret(awsCredentials(o.accessKeyId, o.secretAccessKey)), permissions: "0400" },
-        ];
+        const files = containerFilesAt(
+            args.host,
+            `${name}-files`,
+            { container: this.containerName, stack: args.stack, service: "offsite", image: image.imageId },
+            [
+                { path: OFFSITE_SCRIPT, content: offsiteScript(), mode: 0o555 },
+                // Files, never environment variables: `docker inspect` shows the environment.
+                { path: RESTIC_PASSWORD_FILE, content: pulumi.secret(o.passphrase), mode: 0o400 },
+                { path: AWS_CREDENTIALS_FILE, content: pulumi.secret(awsCredentials(o.accessKeyId, o.secretAccessKey)), mode: 0o400 },
+            ],
+            { parent: this },
+        );
         this.container = new docker.Container(
             name,
             {
@@ -57,9 +64,16 @@ export class OffsiteUploader extends pulumi.ComponentResource {
                 entrypoints: [OFFSITE_SCRIPT],
                 command: ["schedule"],
                 envs: offsiteEnv({ offsite: o, stack: args.stack, backupMount: args.backupMount, uploadIntervalSeconds: o.uploadIntervalSeconds, retention: args.retention, timezone: args.timezone }),
-                // A writable root: the script and secret files are uploaded (see READ_ONLY_ROOT).
-                uploads,
-                volumes: [{ hostPath: args.directory, containerPath: args.backupMount }],
+                // A read-only root: restic's cache and temporary packs go to volumes of the container's own,
+                // on disk (a pack is up to 128 MiB), gone with it.
+                ...readOnlyRoot({
+                    volumes: [
+                        ...files.mounts,
+                        { hostPath: args.directory, containerPath: args.backupMount },
+                        { containerPath: RESTIC_CACHE_DIR },
+                        { containerPath: OFFSITE_TMPDIR },
+                    ],
+                }),
                 networksAdvanced: [{ name: network.name }],
                 capabilities: { drops: ["ALL"] },
                 // Cheap (it reads marker files); the provider waits for the first healthy report.
@@ -67,7 +81,7 @@ export class OffsiteUploader extends pulumi.ComponentResource {
                 waitTimeout: 120,
             },
             // Fixed name; its state is the store's and the backup directory's markers.
-            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: files.ready },
         );
         limitPids(args.host, name, this.container, this.containerName, o.pidsLimit);
         this.registerOutputs({ containerName: this.containerName });

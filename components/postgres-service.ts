@@ -1,12 +1,13 @@
 // PostgreSQL on the stack's data network only: pinned image, named volume, password from a 0400 file,
-// extensions at first start, tuning on every start, pg_isready healthcheck, limits and log rotation.
+// extensions created on every replacement, tuning on every start, a read-only root, pg_isready healthcheck, limits and log rotation.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { sizeToMiB, StackConfig } from "../config";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot, tmpfsOptions } from "../plan/container-defaults";
+import { containerFiles } from "./container-files";
 import { limitPids } from "./pids-limit";
 import { pullImage } from "./image";
-import { postgresCommand, postgresHealthCommand, postgresUrl, psqlCommand, renderPasswordSql, renderPgHba, renderPostgresInitSql, renderWalRoleSql } from "../render/services";
+import { postgresCommand, postgresHealthCommand, postgresUrl, psqlCommand, renderPasswordSql, renderExtensionsSql, renderPgHba, renderWalRoleSql } from "../render/services";
 import { StackScope } from "./scope";
 
 export const POSTGRES_SERVICE_TYPE = "vps-stack:index:PostgresService";
@@ -14,11 +15,14 @@ export const POSTGRES_SERVICE_TYPE = "vps-stack:index:PostgresService";
 /** Network alias of the database on the data network. */
 export const POSTGRES_ALIAS = "postgres";
 export const POSTGRES_PORT = 5432;
-export const POSTGRES_PASSWORD_FILE = "/run/secrets/postgres-password";
-export const POSTGRES_INIT_FILE = "/docker-entrypoint-initdb.d/00-vps-stack-extensions.sql";
-export const POSTGRES_HBA_FILE = "/etc/vps-stack/pg_hba.conf";
+/** The server's files volume (read-only): the passwords, and the pg_hba file with continuous archiving. */
+export const POSTGRES_FILES_DIR = "/run/secrets";
+export const POSTGRES_PASSWORD_FILE = `${POSTGRES_FILES_DIR}/postgres-password`;
+export const POSTGRES_HBA_FILE = `${POSTGRES_FILES_DIR}/pg_hba.conf`;
 /** The WAL role's password, beside the owner's: a point-in-time restore sets both again from these files. */
-export const POSTGRES_WAL_PASSWORD_FILE = "/run/secrets/wal-password";
+export const POSTGRES_WAL_PASSWORD_FILE = `${POSTGRES_FILES_DIR}/wal-password`;
+/** The socket directory, which the entrypoint (as root) hands to the postgres user: a tmpfs. */
+export const POSTGRES_SOCKET_DIR = "/run/postgresql";
 
 /** Image, tuning, limits and volume protection are the config's postgres section, with its defaults. */
 export interface PostgresServiceArgs extends StackScope, Omit<StackConfig["postgres"], "passwordLength"> {
@@ -60,18 +64,30 @@ export class PostgresService extends pulumi.ComponentResource {
             { parent: this, provider, protect: args.protectVolume, retainOnDelete: args.protectVolume },
         );
 
-        const uploads = [
-            // Read by the entrypoint while it is still root, before it drops to the postgres user.
-            { file: POSTGRES_PASSWORD_FILE, content: this.password, permissions: "0400" },
-            // Read by the postgres user during the first initialisation.
-            { file: POSTGRES_INIT_FILE, content: renderPostgresInitSql(args.extensions), permissions: "0444" },
-            ...(args.wal
-                ? [
-                      { file: POSTGRES_HBA_FILE, content: renderPgHba(args.wal.role), permissions: "0444" },
-                      { file: POSTGRES_WAL_PASSWORD_FILE, content: pulumi.secret(pulumi.output(args.wal.password)), permissions: "0400" },
-                  ]
-                : []),
-        ];
+        const base = (file: string) => file.slice(POSTGRES_FILES_DIR.length + 1);
+        const files = containerFiles(
+            args.host,
+            `${name}-files`,
+            {
+                container: this.containerName,
+                stack: args.stack,
+                service: "postgres",
+                image: image.imageId,
+                dir: POSTGRES_FILES_DIR,
+                files: [
+                    // Read by the entrypoint while it is still root, before it drops to the postgres user.
+                    { name: base(POSTGRES_PASSWORD_FILE), content: this.password, mode: 0o400 },
+                    ...(args.wal
+                        ? [
+                              // Read by the server, as the postgres user.
+                              { name: base(POSTGRES_HBA_FILE), content: renderPgHba(args.wal.role), mode: 0o444 },
+                              { name: base(POSTGRES_WAL_PASSWORD_FILE), content: pulumi.secret(pulumi.output(args.wal.password)), mode: 0o400 },
+                          ]
+                        : []),
+                ],
+            },
+            { parent: this },
+        );
         this.container = new docker.Container(
             name,
             {
@@ -80,9 +96,11 @@ export class PostgresService extends pulumi.ComponentResource {
                 ...baseContainerArgs(args.stack, "postgres", args),
                 command: postgresCommand({ ...args, wal: args.wal ? { maxSlotWalKeepSize: args.maxSlotWalKeepSize, hbaFile: POSTGRES_HBA_FILE } : undefined }),
                 envs: [`POSTGRES_DB=${args.database}`, `POSTGRES_USER=${args.user}`, `POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE}`],
-                // A writable root: the files are uploaded (see READ_ONLY_ROOT in plan/container-defaults.ts).
-                uploads,
-                volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
+                // It writes its data volume and its socket directory, nothing else.
+                ...readOnlyRoot({
+                    tmpfs: { [POSTGRES_SOCKET_DIR]: tmpfsOptions("1m") },
+                    volumes: [files.mount, { volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
+                }),
                 networksAdvanced: [{ name: args.network, aliases: [POSTGRES_ALIAS] }],
                 shmSize: Math.round(sizeToMiB(args.shmSize)),
                 healthcheck: healthcheck({
@@ -99,13 +117,13 @@ export class PostgresService extends pulumi.ComponentResource {
                 stopSignal: "SIGINT",
             },
             // One server per data volume: the old container must be gone before the new one starts.
-            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [files.ready] },
         );
         limitPids(args.host, name, this.container, this.containerName, args.pidsLimit);
 
         // POSTGRES_PASSWORD only applies to an empty data directory; this keeps the role's password equal to
-        // the generated one after a rotation (and creates the WAL role on an existing database). The SQL goes
-        // on stdin, never in argv.
+        // the generated one after a rotation (and creates the WAL role on an existing database), and creates the
+        // configured extensions (a new one on an existing database too). The SQL goes on stdin, never in argv.
         const wal = args.wal;
         args.host.run(
             `${name}-password`,
@@ -114,7 +132,7 @@ export class PostgresService extends pulumi.ComponentResource {
                 stdin: pulumi.secret(
                     pulumi
                         .all([this.password, wal?.password ?? ""])
-                        .apply(([p, walPassword]) => renderPasswordSql(args.user, p) + (wal ? renderWalRoleSql(wal.role, walPassword) : "")),
+                        .apply(([p, walPassword]) => renderPasswordSql(args.user, p) + (wal ? renderWalRoleSql(wal.role, walPassword) : "") + renderExtensionsSql(args.extensions)),
                 ),
                 triggers: [this.container.id],
             },

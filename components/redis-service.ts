@@ -3,7 +3,8 @@
 // the password into REDISCLI_AUTH, not argv.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
+import { containerFiles } from "./container-files";
 import { limitPids } from "./pids-limit";
 import { pullImage } from "./image";
 import { StackConfig } from "../config";
@@ -14,7 +15,9 @@ export const REDIS_SERVICE_TYPE = "vps-stack:index:RedisService";
 
 export const REDIS_ALIAS = "redis";
 export const REDIS_PORT = 6379;
-export const REDIS_CONF_FILE = "/usr/local/etc/redis/redis.conf";
+/** The directory of its config file: the files volume, read-only. */
+export const REDIS_CONF_DIR = "/usr/local/etc/redis";
+export const REDIS_CONF_FILE = `${REDIS_CONF_DIR}/redis.conf`;
 /** The image's own user (uid 999 in the official images, Alpine and Debian alike), which owns /data. */
 export const REDIS_USER = "redis";
 
@@ -50,8 +53,13 @@ export class RedisService extends pulumi.ComponentResource {
 
         const conf = pulumi.secret(password.apply((p) => renderRedisConf({ ...args, password: p })));
         // 0444: the server and its healthcheck run as the redis user and must read it; no other user runs in
-        // the container. (A writable root: the file is uploaded, see READ_ONLY_ROOT in plan/container-defaults.ts.)
-        const uploads = [{ file: REDIS_CONF_FILE, content: conf, permissions: "0444" }];
+        // the container.
+        const files = containerFiles(
+            args.host,
+            `${name}-files`,
+            { container: this.containerName, stack: args.stack, service: "redis", image: image.imageId, dir: REDIS_CONF_DIR, files: [{ name: "redis.conf", content: conf, mode: 0o444 }] },
+            { parent: this },
+        );
         this.container = new docker.Container(
             name,
             {
@@ -63,8 +71,8 @@ export class RedisService extends pulumi.ComponentResource {
                 // deploys' entrypoint chowned it). Only a path is on the command line.
                 user: REDIS_USER,
                 command: ["redis-server", REDIS_CONF_FILE],
-                uploads,
-                volumes: [{ volumeName: volume.name, containerPath: "/data" }],
+                // Redis writes only its data directory (the AOF and the RDB snapshots).
+                ...readOnlyRoot({ volumes: [files.mount, { volumeName: volume.name, containerPath: "/data" }] }),
                 networksAdvanced: [{ name: args.network, aliases: [REDIS_ALIAS] }],
                 healthcheck: healthcheck({
                     tests: ["CMD-SHELL", redisHealthCommand(REDIS_CONF_FILE, REDIS_PORT)],
@@ -76,7 +84,7 @@ export class RedisService extends pulumi.ComponentResource {
                 waitTimeout: 120,
             },
             // One server per AOF directory.
-            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [files.ready] },
         );
         limitPids(args.host, name, this.container, this.containerName, args.pidsLimit);
 

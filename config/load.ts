@@ -365,17 +365,6 @@ export function loadConfig(raw: RawConfigMap, stack: string, now: Date = new Dat
         add({ path: "nginx.httpsPort", message: `(${httpsPort}) must differ from nginx.httpPort (${httpPort})`, fix: fixFor("nginx.httpsPort", { value: String(free) }) });
     }
 
-    cfg.apps.forEach((a, i) => {
-        const files = a.kind === "static" ? "its server config" : a.secretDelivery === "file" && Object.keys(a.secrets).length > 0 ? "its secret files" : undefined;
-        if (a.readOnly && files) {
-            add({
-                path: `apps[${i}].readOnly`,
-                message: `cannot be true while ${files} are uploaded into the container: Docker refuses uploads into a read-only root`,
-                fix: `${fixFor(`apps[${i}].readOnly`, { value: "false" })}${a.kind === "static" ? "" : `   # or: pulumi config set --path 'apps[${i}].secretDelivery' env`}`,
-            });
-        }
-    });
-
     // One PostgreSQL process per connection, plus the server's own (about 20) and the healthchecks.
     const pgPids = cfg.postgres.maxConnections + POSTGRES_PIDS_MARGIN;
     if (cfg.postgres.pidsLimit < pgPids) {

@@ -158,7 +158,7 @@ const postgresSchema = z
         extensions: z
             .array(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, "must be an extension name such as pgcrypto"))
             .default(["uuid-ossp", "pgcrypto"])
-            .describe('Extensions created at first start (add "vector" only with an image that ships pgvector).'),
+            .describe('Extensions created in the database (if missing) whenever the server container is new and whenever this list changes, so one added later reaches an existing database (add "vector" only with an image that ships pgvector).'),
         maxConnections: z.number().int().min(10).max(10000).default(200).describe("max_connections."),
         sharedBuffers: z.string().regex(/^\d+(kB|MB|GB)$/, "must be a PostgreSQL size such as 256MB").default("256MB").describe("shared_buffers."),
         effectiveCacheSize: z.string().regex(/^\d+(kB|MB|GB)$/, "must be a PostgreSQL size such as 1GB").default("1GB").describe("effective_cache_size."),
@@ -297,8 +297,8 @@ const appSchema = z.strictObject({
     user: z.string().regex(/^[a-z0-9_-]+(:[a-z0-9_-]+)?$/, "must be user[:group] or uid[:gid]").optional().describe("Run as this user (non-root)."),
     readOnly: z
         .boolean()
-        .default(false)
-        .describe('Read-only root filesystem, with a tmpfs on /tmp (64m); needs secretDelivery "env" (or no secrets) and kind "container": the Docker provider cannot upload files into a read-only root.'),
+        .default(true)
+        .describe("Read-only root filesystem, with a tmpfs on /tmp (64m) and the secret files in a read-only volume of their own; set false for an image that writes elsewhere (or give it apps[].volumes)."),
     volumes: z
         .array(
             z.strictObject({

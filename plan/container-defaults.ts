@@ -148,22 +148,19 @@ export const NGINX_RUNTIME = {
 export const TMP_TMPFS = { "/tmp": tmpfsOptions("64m") };
 
 /**
- * Why only some containers have a read-only root (READ_ONLY_ROOT): the Docker provider copies every upload
- * (its `uploads`, between create and start) with Docker's archive API into "/", and Docker refuses any copy
- * whose destination is not in a volume when the root is read-only ("container rootfs is marked read-only"),
- * even when each file's own directory is a volume. A container that takes uploaded files (PostgreSQL's and
- * Redis's config and passwords, the backup, WAL, off-site and ACME scripts, an app's secret files) keeps a
- * writable root until those files reach it another way.
+ * Why no container takes the Docker provider's `uploads`: the provider copies them (between create and
+ * start) with Docker's archive API into "/", and Docker refuses any copy whose destination is not in a
+ * volume when the root is read-only ("container rootfs is marked read-only"), even when each file's own
+ * directory is a volume. Files reach containers in a read-only volume of their own instead
+ * (components/container-files.ts).
  */
 export const READ_ONLY_ROOT = "a read-only root filesystem refuses the Docker provider's uploads";
 
 /**
- * A read-only root filesystem for a container that takes no upload (see READ_ONLY_ROOT): a tmpfs for /tmp
- * and for what the image writes at run time (`tmpfs`), beside its other mounts (`volumes`); anonymous volumes
- * there go with the container.
+ * A read-only root filesystem: a tmpfs for /tmp and for what the image writes at run time (`tmpfs`), beside
+ * its other mounts (`volumes`: its files volume, its data); anonymous volumes there go with the container.
  */
-export function readOnlyRoot(a: { uploads: { file: string }[]; tmpfs?: Record<string, string>; volumes?: docker.types.input.ContainerVolume[] }) {
-    if (a.uploads.length > 0) throw new Error(`readOnlyRoot: ${READ_ONLY_ROOT} (${a.uploads.map((u) => u.file).join(", ")})`);
+export function readOnlyRoot(a: { tmpfs?: Record<string, string>; volumes?: docker.types.input.ContainerVolume[] }) {
     return {
         readOnly: true,
         tmpfs: { ...TMP_TMPFS, ...(a.tmpfs ?? {}) },

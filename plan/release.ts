@@ -47,7 +47,7 @@ export function releaseNames(prefix: string, app: string, release: string, repli
 }
 
 /** See appRelease: a change here releases every app once. */
-export const RELEASE_FORMAT = 1;
+export const RELEASE_FORMAT = 2;
 
 /**
  * The release id of an app: everything its containers are made of, and nothing that only the proxy uses

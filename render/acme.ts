@@ -5,7 +5,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { onHost, SshTarget } from "./operator";
 
-export const ACME_SCRIPT = "/usr/local/lib/vps-stack/vps-stack-acme.sh";
+/** On the image's PATH (`docker exec <c> vps-stack-acme.sh status`): its files volume, in a directory the images leave empty. */
+export const ACME_SCRIPT = "/usr/local/sbin/vps-stack-acme.sh";
 export const ACME_PLACEHOLDER_FILE = "/run/vps-stack/placeholder.pem";
 export const ACME_CA_BUNDLE_FILE = "/run/vps-stack/acme-ca.pem";
 /** Inside the ACME container (and the proxy container, which mounts the same volume read-only). */

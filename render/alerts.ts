@@ -6,7 +6,8 @@ import * as path from "path";
 import { dockerEnv } from "../sinks/docker";
 import { onHost, SshTarget } from "./operator";
 
-export const ALERTS_SCRIPT = "/usr/local/bin/vps-stack-alerts";
+/** On the image's PATH (`docker exec <c> vps-stack-alerts test`), in a directory the Nginx images leave empty: its files volume. */
+export const ALERTS_SCRIPT = "/usr/local/sbin/vps-stack-alerts";
 export const ALERTS_STATE_DIR = "/var/lib/vps-stack-alerts";
 export const ALERTS_SECRETS_DIR = "/run/secrets";
 export const DOCKER_SOCKET = "/var/run/docker.sock";

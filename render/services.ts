@@ -43,10 +43,9 @@ export function redisHealthCommand(confFile: string, port: number): string {
     return `REDISCLI_AUTH="$(sed -n 's/^requirepass //p' ${confFile})" redis-cli -p ${port} ping | grep -q PONG`;
 }
 
-/** SQL run once, at the first start of an empty data directory. */
-export function renderPostgresInitSql(extensions: string[]): string {
+/** The configured extensions, idempotent: run after every replacement of the server and every change of the list. */
+export function renderExtensionsSql(extensions: string[]): string {
     return [
-        "-- Rendered by vps-stack: runs once, when the data directory is first initialised.",
         ...extensions.map((e) => `CREATE EXTENSION IF NOT EXISTS ${sqlIdentifier(e)};`),
         "",
     ].join("\n");

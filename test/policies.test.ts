@@ -89,7 +89,7 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
         }
     });
 
-    it("gives every container a PIDs limit applied on its host, and a read-only root where it takes no upload (issue 16)", () => {
+    it("gives every container a PIDs limit applied on its host, a read-only root (unless an app opts out), and no provider upload", () => {
         const commands = [...ofType(REMOTE_COMMAND), ...ofType(LOCAL_COMMAND)];
         for (const c of longRunning()) {
             const i = c.inputs;
@@ -99,9 +99,15 @@ describe.each(STACKS)("stack %s", (stack, httpPort, httpsPort) => {
             // The provider has no pids_limit: a host command sets it once the container exists.
             const update = commands.filter((cmd) => cmd.inputs.create === `docker update --pids-limit ${declared} ${i.name} >/dev/null`);
             expect([i.name, update.length]).toEqual([i.name, 1]);
-            // Docker refuses the provider's uploads into a read-only root (READ_ONLY_ROOT): never both.
-            if ((i.uploads ?? []).length > 0) expect([i.name, i.readOnly ?? false]).toEqual([i.name, false]);
+            // Docker refuses the provider's uploads into a read-only root (READ_ONLY_ROOT): files come in
+            // read-only volumes of their own instead.
+            expect([i.name, i.uploads ?? []]).toEqual([i.name, []]);
+            const optedOut = ((stackConfig(stack).apps as any[]) ?? []).some((a) => a.readOnly === false && i.name.startsWith(`vps-stack-${stack}-${a.name}-`));
+            if (!optedOut) expect([i.name, i.readOnly]).toEqual([i.name, true]);
             if (i.readOnly) expect(i.tmpfs?.["/tmp"]).toBe("rw,noexec,nosuid,size=64m");
+            for (const v of (i.volumes ?? []).filter((v: any) => /-files-[0-9a-f]{12}$/.test(v.volumeName ?? ""))) {
+                expect([i.name, v.containerPath, v.readOnly]).toEqual([i.name, v.containerPath, true]);
+            }
         }
         const nginx = longRunning().find((c) => c.inputs.name === `vps-stack-${stack}-nginx`)!.inputs;
         expect([nginx.readOnly, nginx.removeVolumes, nginx.uploads ?? []]).toEqual([true, true, []]);

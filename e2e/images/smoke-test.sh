@@ -187,7 +187,7 @@ check_out "wget is available" 'ok' docker exec "$NGINX" wget -qO- http://127.0.0
 
 echo "# certbot/certbot:v5.7.0"
 CERTBOT=certbot/certbot:v5.7.0
-ACME_SH=/usr/local/lib/vps-stack/vps-stack-acme.sh # where the stack uploads it
+ACME_SH=/usr/local/sbin/vps-stack-acme.sh # where the stack uploads it
 check_out "the entrypoint is certbot" '^certbot [0-9]+\.[0-9]+' docker run --rm "$CERTBOT" --version
 check_out "VOLUME /etc/letsencrypt and /var/lib/letsencrypt" '^map\[/etc/letsencrypt:\{\} /var/lib/letsencrypt:\{\}\]$' \
 	docker image inspect -f '{{.Config.Volumes}}' "$CERTBOT"

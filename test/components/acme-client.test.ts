@@ -7,7 +7,7 @@ import { acmeCertName } from "../../plan/tls";
 import { ACME_SCRIPT, ACME_SERVED_FILE } from "../../render/acme";
 import { NGINX_CONF_FILE, PROXY_CONFIG_DIR } from "../../render/proxy";
 import { byName, CONTAINER, ofType, REMOTE_COMMAND, resetRecorded, VOLUME } from "../mocks";
-import { build, byTypeName, container, expectSameResources, preprodConfig, proxyInstallArgs, rawProps, resetCaptured, upload, uploadIsSecret } from "./helpers";
+import { build, byTypeName, container, expectSameResources, filesCommand, filesOfCommand, preprodConfig, proxyInstallArgs, rawProps, resetCaptured, upload, uploadIsSecret } from "./helpers";
 
 beforeEach(resetCaptured);
 
@@ -46,7 +46,7 @@ describe("AcmeClient (tls.mode acme)", () => {
         expect(ph.permissions).toBe("0400");
         expect(ph.content).toMatch(/-----END CERTIFICATE-----\n-----BEGIN (EC )?PRIVATE KEY-----/);
         expect(await uploadIsSecret("vps-stack-acme", "/run/vps-stack/placeholder.pem")).toBe(true);
-        expect(a.uploads.map((u: any) => u.file)).not.toContain("/run/vps-stack/acme-ca.pem");
+        expect([...filesOfCommand(filesCommand(a, "/run/vps-stack")).keys()]).toEqual(["placeholder.pem"]);
         expect(a.envs.join("\n")).not.toContain("REQUESTS_CA_BUNDLE");
         expect(ofType("tls:index/selfSignedCert:SelfSignedCert").map((r) => r.inputs.dnsNames)).toEqual([["app.example.com"]]);
 
@@ -64,9 +64,15 @@ describe("AcmeClient (tls.mode acme)", () => {
         const a = container("vps-stack-preprod-acme");
         expect(a.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "128" });
         expect(a.volumes).toEqual([
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-acme-sbin-files-[0-9a-f]{12}$/), containerPath: "/usr/local/sbin", readOnly: true },
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-acme-vps-stack-files-[0-9a-f]{12}$/), containerPath: "/run/vps-stack", readOnly: true },
             { volumeName: "vps-stack-preprod-letsencrypt", containerPath: "/etc/letsencrypt" },
             { volumeName: "vps-stack-preprod-acme-webroot", containerPath: "/var/www/acme" },
+            // certbot's work and log directories: volumes of the container's own (a read-only root).
+            { containerPath: "/var/lib/letsencrypt" },
+            { containerPath: "/var/log/letsencrypt" },
         ]);
+        expect(a.readOnly).toBe(true);
         const nginx = container("vps-stack-preprod-nginx");
         expect(nginx.volumes).toEqual([
             { containerPath: "/var/cache/nginx" },
@@ -142,8 +148,13 @@ describe("AcmeClient (tls.mode acme)", () => {
             }),
         );
         expect(container("vps-stack-preprod-acme").volumes).toEqual([
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-acme-sbin-files-[0-9a-f]{12}$/), containerPath: "/usr/local/sbin", readOnly: true },
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-acme-vps-stack-files-[0-9a-f]{12}$/), containerPath: "/run/vps-stack", readOnly: true },
             { hostPath: "/var/lib/vps-stack/preprod/letsencrypt", containerPath: "/etc/letsencrypt" },
             { hostPath: "/var/lib/vps-stack/preprod/acme-webroot", containerPath: "/var/www/acme" },
+            // certbot's work and log directories: volumes of the container's own (a read-only root).
+            { containerPath: "/var/lib/letsencrypt" },
+            { containerPath: "/var/log/letsencrypt" },
         ]);
         expect(ofType(VOLUME).map((v) => v.inputs.name)).not.toContain("vps-stack-preprod-letsencrypt");
         const config = stack.hostSite!.config;

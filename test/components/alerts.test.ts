@@ -70,6 +70,8 @@ describe("AlertWatcher", () => {
         await build(preprodConfig(withAlerts()));
         const c = container("vps-stack-preprod-alerts");
         expect(c.volumes).toEqual([
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-alerts-sbin-files-[0-9a-f]{12}$/), containerPath: "/usr/local/sbin", readOnly: true },
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-alerts-secrets-files-[0-9a-f]{12}$/), containerPath: "/run/secrets", readOnly: true },
             { hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: true },
             { volumeName: "vps-stack-preprod-alerts", containerPath: ALERTS_STATE_DIR },
             { hostPath: "/var/backups/vps-stack/preprod", containerPath: ALERTS_BACKUP_MOUNT, readOnly: true },
@@ -81,13 +83,14 @@ describe("AlertWatcher", () => {
         expect(c.hosts ?? []).toEqual([]);
     });
 
-    it("has a PIDs limit, applied on the host once it exists, and a writable root for its uploads (issue 16)", async () => {
+    it("has a PIDs limit, applied on the host once it exists, and a read-only root", async () => {
         await build(preprodConfig(withAlerts()));
         const c = container("vps-stack-preprod-alerts");
         expect(c.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "64" });
         expect(byTypeName(REMOTE_COMMAND, "vps-stack-alerts-pids").inputs.create).toBe("docker update --pids-limit 64 vps-stack-preprod-alerts >/dev/null");
-        expect(c.uploads.length).toBeGreaterThan(0);
-        expect(c.readOnly ?? false).toBe(false);
+        expect(c.uploads).toBeUndefined();
+        expect(c.readOnly).toBe(true);
+        expect(c.tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,size=64m" });
     });
 
     it("keeps the webhook URLs and the SMTP login in 0400 secret files, never in its environment", async () => {

@@ -17,7 +17,7 @@ import {
     resetRecorded,
     setExitCode,
 } from "../mocks";
-import { build, byTypeName, container, expectSameResources, hostMode, KEY, mockImageId, preprodConfig, rawProps, rel, resetCaptured, upload, uploadIsSecret } from "./helpers";
+import { build, byTypeName, container, expectSameResources, filesCommand, filesOfCommand, hostMode, KEY, mockImageId, preprodConfig, rawProps, rel, resetCaptured, upload, uploadIsSecret } from "./helpers";
 
 beforeEach(resetCaptured);
 
@@ -49,6 +49,11 @@ describe("ApiService", () => {
             expect(api.envs).toContain(`${n}_FILE=/run/secrets/${n}`);
             expect(await uploadIsSecret(`vps-stack-app-api-${rel(stack, "api")}-1`, `/run/secrets/${n}`)).toBe(true);
         }
+        // In a read-only volume of the release's own, shared by its replicas; 0444 like Docker's secrets.
+        const api2 = container(`vps-stack-preprod-api-${rel(stack, "api")}-2`);
+        expect(api.volumes).toEqual([{ volumeName: expect.stringMatching(new RegExp(`^vps-stack-preprod-api-${rel(stack, "api")}-files-[0-9a-f]{12}$`)), containerPath: "/run/secrets", readOnly: true }]);
+        expect(api2.volumes).toEqual(api.volumes);
+        expect(upload(api, "/run/secrets/JWT_SECRET")).toMatchObject({ permissions: "0444", uid: 0, gid: 0 });
         expect(upload(api, "/run/secrets/DATABASE_URL").content).toMatch(/^postgresql:\/\/app:[A-Za-z0-9]{32}@postgres:5432\/app$/);
         expect(upload(api, "/run/secrets/REDIS_URL").content).toMatch(/^redis:\/\/default:[A-Za-z0-9]{32}@redis:6379\/0$/);
         expect(upload(api, "/run/secrets/WHATSAPP_API_KEY").content).toBe("provided-whatsapp-key");
@@ -75,8 +80,9 @@ describe("ApiService", () => {
         expect(api.logOpts).toEqual(LOG_OPTS);
         expect(api.securityOpts).toEqual(["no-new-privileges:true"]);
         expect(api.capabilities).toEqual({ drops: ["ALL"], adds: [] });
-        // Its secret files are uploaded: a writable root (READ_ONLY_ROOT).
-        expect(api.readOnly).toBeUndefined();
+        // A read-only root by default (apps[].readOnly), its secret files in a volume.
+        expect(api.readOnly).toBe(true);
+        expect(api.uploads).toBeUndefined();
         // The PIDs limit (apps[].pidsLimit, 512 by default), declared and applied on the host once it exists.
         expect(api.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "512" });
         const pids = byTypeName(REMOTE_COMMAND, `vps-stack-app-api-${rel(stack, "api")}-1-pids`).inputs;
@@ -87,18 +93,24 @@ describe("ApiService", () => {
 
     it("supports a custom health command, a non-root user and a read-only root", async () => {
         const stack = await build(
-            preprodConfig((c) => Object.assign(c.apps[0], { healthCommand: ["node", "healthcheck.js"], user: "1000:1000", readOnly: true, secretDelivery: "env" })),
+            preprodConfig((c) => Object.assign(c.apps[0], { healthCommand: ["node", "healthcheck.js"], user: "1000:1000", secretDelivery: "env" })),
         );
         const api = container(`vps-stack-preprod-api-${rel(stack, "api")}-1`);
         expect(api.healthcheck.tests).toEqual(["CMD", "node", "healthcheck.js"]);
         expect(api.user).toBe("1000:1000");
         expect(api.readOnly).toBe(true);
         expect(api.tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,size=64m" });
-        expect(api.uploads).toEqual([]);
+        // No files: no files volume.
+        expect(api.volumes).toEqual([]);
     });
 
-    it("refuses a read-only root with secret files: Docker refuses uploads into it", async () => {
-        expect(() => preprodConfig((c) => Object.assign(c.apps[0], { readOnly: true }))).toThrow(/apps\[0\]\.readOnly cannot be true while its secret files are uploaded/);
+    it("leaves the root writable with apps[].readOnly false, the secret files still in their read-only volume", async () => {
+        const stack = await build(preprodConfig((c) => Object.assign(c.apps[0], { readOnly: false })));
+        const api = container(`vps-stack-preprod-api-${rel(stack, "api")}-1`);
+        expect(api.readOnly).toBeUndefined();
+        expect(api.tmpfs).toBeUndefined();
+        expect(api.volumes).toEqual([expect.objectContaining({ containerPath: "/run/secrets", readOnly: true })]);
+        expect(upload(api, "/run/secrets/JWT_SECRET").content).toHaveLength(64);
     });
 
     it("deploys a re-pushed tag: the registry digest is a pull trigger, unless tag tracking is off", async () => {
@@ -136,7 +148,9 @@ describe("migrations", () => {
         expect(m.command).toEqual(["alembic", "upgrade", "head"]);
         expect(m.image).toBe(api.image);
         expect(m.envs).toEqual(api.envs);
-        expect(m.uploads.map((u: any) => u.file)).toEqual(api.uploads.map((u: any) => u.file));
+        // The release's files volume, read-only, like its replicas.
+        expect(m.volumes).toEqual(api.volumes);
+        expect(m.readOnly).toBe(true);
         expect(m.networksAdvanced).toEqual(api.networksAdvanced);
         expect(m).toMatchObject({ attach: true, mustRun: false, restart: "no", logs: false });
         expect(m.labels).toContainEqual({ label: "vps-stack.one-shot", value: "true" });
@@ -201,15 +215,21 @@ describe("static sites", () => {
         expect(copy.inputs.connection).toMatchObject({ host: "203.0.113.10", port: 2222, user: "deploy", hostKey: KEY });
         // Mounted read-only where the site's nginx serves it; only its config is uploaded, into a volume of the
         // container's own (the root is read-only), and nginx's temporary files go to volumes too.
-        expect(web.volumes).toEqual([{ hostPath: `/home/deploy/.local/share/vps-stack/preprod/${name}/site`, containerPath: "/usr/share/nginx/html", readOnly: true }]);
-        expect(web.readOnly).toBeUndefined();
-        expect(web.uploads.map((u: { file: string }) => u.file)).toEqual(["/etc/nginx/conf.d/default.conf"]);
+        expect(web.volumes).toEqual([
+            { containerPath: "/var/cache/nginx" },
+            { containerPath: "/var/lib/nginx" },
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-web-[0-9a-f]{10}-files-[0-9a-f]{12}$/), containerPath: "/etc/nginx/conf.d", readOnly: true },
+            { hostPath: `/home/deploy/.local/share/vps-stack/preprod/${name}/site`, containerPath: "/usr/share/nginx/html", readOnly: true },
+        ]);
+        expect(web.readOnly).toBe(true);
+        expect([...filesOfCommand(filesCommand(web, "/etc/nginx/conf.d")).keys()]).toEqual(["default.conf"]);
         // The copy goes when the site changes or the app goes, after the containers that mount it.
         const dir = byTypeName(REMOTE_COMMAND, `vps-stack-host-copy-${name}-dir`).inputs;
         expect(dir.create).toBe(`test -d /home/deploy/.local/share/vps-stack/preprod/${name}/site`);
         expect(dir.delete).toBe(`rm -rf /home/deploy/.local/share/vps-stack/preprod/${name}`);
         const deps = rawProps.get(`${CONTAINER}::vps-stack-app-web-${rel(stack, "web")}-1`)!.opts.dependsOn as pulumi.Resource[];
-        expect(deps.length).toBe(2);
+        // The copy (its directory check and its cleanup) and the files volume.
+        expect(deps.length).toBe(3);
         // No resource carries the files' contents.
         const bundle = files["index.html"].toString("base64");
         expect(recorded.filter((r) => JSON.stringify(r.inputs).includes(bundle))).toEqual([]);
@@ -263,7 +283,7 @@ describe("static sites", () => {
         const web = container(`vps-stack-preprod-web-${rel(stack, "web")}-1`);
         expect(byName("vps-stack-app-web-image").inputs.name).toBe("ghcr.io/acme/web:2.0.0");
         expect(upload(web, "/etc/nginx/conf.d/default.conf").content).toContain("root /srv/site;");
-        expect(web.uploads).toHaveLength(1);
+        expect([...filesOfCommand(filesCommand(web, "/etc/nginx/conf.d")).keys()]).toEqual(["default.conf"]);
     });
 });
 

@@ -3,7 +3,7 @@ import { VpsStack } from "../../components/vps-stack";
 import { loadConfig } from "../../config";
 import { BACKUP_MOUNT, BACKUP_PGPASS_FILE, BACKUP_SCRIPT, backupCommands, backupScript, pgpassLine } from "../../render/backup";
 import { CONTAINER, isWrappedSecret, ofType, resetRecorded, settled, setupMocks, tempStateDir } from "../mocks";
-import { KEY } from "./helpers";
+import { filesCommand, KEY, upload } from "./helpers";
 
 describe("BackupJob", () => {
     beforeEach(() => resetRecorded());
@@ -29,7 +29,14 @@ describe("BackupJob", () => {
         expect(c.inputs.entrypoints).toEqual([BACKUP_SCRIPT]);
         expect(c.inputs.command).toEqual(["schedule"]);
         expect(c.inputs.networksAdvanced).toEqual([{ name: "vps-stack-prod-data" }]);
-        expect(c.inputs.volumes).toEqual([{ hostPath: "/var/backups/vps-stack/prod", containerPath: BACKUP_MOUNT }]);
+        // The script and the password file in read-only volumes of their own; a read-only root.
+        expect(c.inputs.volumes).toEqual([
+            { volumeName: expect.stringMatching(/^vps-stack-prod-backup-sbin-files-[0-9a-f]{12}$/), containerPath: "/usr/local/sbin", readOnly: true },
+            { volumeName: expect.stringMatching(/^vps-stack-prod-backup-secrets-files-[0-9a-f]{12}$/), containerPath: "/run/secrets", readOnly: true },
+            { hostPath: "/var/backups/vps-stack/prod", containerPath: BACKUP_MOUNT },
+        ]);
+        expect(c.inputs.readOnly).toBe(true);
+        expect(upload(c.inputs, BACKUP_SCRIPT)).toMatchObject({ content: backupScript(), permissions: "0555" });
         expect(c.inputs.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "256" });
         expect(c.inputs.restart).toBe("unless-stopped");
         expect(c.inputs.healthcheck.tests).toEqual(["CMD", BACKUP_SCRIPT, "check"]);
@@ -52,13 +59,13 @@ describe("BackupJob", () => {
                 "BACKUP_PREFIX=prod-app",
             ]),
         );
-        const pgpass = c.inputs.uploads.find((u: any) => u.file === BACKUP_PGPASS_FILE);
+        const pgpass = upload(c.inputs, BACKUP_PGPASS_FILE);
         expect(pgpass.permissions).toBe("0400");
         // The app's role for dumps, the replication role for base backups.
         expect(pgpass.content).toMatch(/^postgres:5432:\*:app:[A-Za-z0-9]{32}\npostgres:5432:\*:vps_stack_wal:[A-Za-z0-9]{32}\n$/);
         for (const line of pgpass.content.trim().split("\n")) expect(c.inputs.envs.join(" ")).not.toContain(line.split(":")[4]);
-        expect(isWrappedSecret(c.raw.uploads)).toBe(true);
-        const scriptUpload = c.inputs.uploads.find((u: any) => u.file === BACKUP_SCRIPT);
+        expect(isWrappedSecret(filesCommand(c.inputs, "/run/secrets").raw.stdin)).toBe(true);
+        const scriptUpload = upload(c.inputs, BACKUP_SCRIPT);
         expect(scriptUpload.permissions).toBe("0555");
         expect(scriptUpload.content).toBe(backupScript());
     });
@@ -75,8 +82,7 @@ describe("BackupJob", () => {
         expect(wal.inputs.entrypoints).toEqual([BACKUP_SCRIPT]);
         expect(wal.inputs.command).toEqual(["receive-wal"]);
         expect(wal.inputs.envs).toEqual(["PGHOST=postgres", "PGPORT=5432", `PGPASSFILE=${BACKUP_PGPASS_FILE}`, `BACKUP_DIR=${BACKUP_MOUNT}`, "WAL_USER=vps_stack_wal", "WAL_SLOT=vps_stack_wal"]);
-        expect(wal.inputs.uploads).toEqual(c.inputs.uploads);
-        expect(isWrappedSecret(wal.raw.uploads)).toBe(true);
+        expect(wal.inputs.readOnly).toBe(true);
         expect(wal.inputs.volumes).toEqual(c.inputs.volumes);
         expect(wal.inputs.networksAdvanced).toEqual([{ name: "vps-stack-prod-data" }]);
         expect(wal.inputs.ports ?? []).toEqual([]);
@@ -88,7 +94,7 @@ describe("BackupJob", () => {
         const c = (await backupContainer(prod({ pitr: { enabled: false } })))!;
         expect(ofType(CONTAINER).find((x) => x.inputs.name === "vps-stack-prod-wal")).toBeUndefined();
         expect(c.inputs.envs.join(" ")).not.toMatch(/BASE_SCHEDULE|WAL_USER/);
-        expect(c.inputs.uploads.find((u: any) => u.file === BACKUP_PGPASS_FILE).content).not.toContain("vps_stack_wal");
+        expect(upload(c.inputs, BACKUP_PGPASS_FILE).content).not.toContain("vps_stack_wal");
         const pg = ofType(CONTAINER).find((x) => x.inputs.name === "vps-stack-prod-postgres")!;
         expect(pg.inputs.command.join(" ")).not.toMatch(/hba_file|max_slot_wal_keep_size/);
     });

@@ -1,10 +1,12 @@
 // Shared by the component tests (one file per ComponentResource beside this one): a preprod config, the
 // whole stack built under Pulumi mocks with its raw props captured, and lookups into what it recorded.
 import * as crypto from "crypto";
+import * as path from "path";
+import * as tar from "tar";
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig, StackConfig } from "../../config";
 import { VpsStack } from "../../components/vps-stack";
-import { CONTAINER, ofType, recorded, resetRecorded, settled, setupMocks, tempStateDir } from "../mocks";
+import { CONTAINER, isWrappedSecret, LOCAL_COMMAND, ofType, recorded, REMOTE_COMMAND, resetRecorded, settled, setupMocks, tempStateDir } from "../mocks";
 
 export const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILZo+M4K9/I9XGdDpO7kpi78EwdIQGvoEOp8jPIkKOR+";
 
@@ -85,20 +87,41 @@ export function expectSameResources(actual: unknown, expected: unknown[]) {
     expect(list.map((r) => expected.indexOf(r))).toEqual(expected.map((_, i) => i));
 }
 
+/** The files of a files volume, read back from its command's archive (as `docker cp` would unpack it). */
+export function filesOfCommand(cmd: { inputs: any }): Map<string, { content: string; mode: number; uid: number; gid: number }> {
+    const buf = Buffer.from(cmd.inputs.stdin, "base64");
+    const out = new Map<string, { content: string; mode: number; uid: number; gid: number }>();
+    for (let off = 0; off + 512 <= buf.length && buf[off] !== 0; ) {
+        const h = new tar.Header(buf, off);
+        const size = h.size ?? 0;
+        out.set(h.path!, { content: buf.subarray(off + 512, off + 512 + size).toString("utf8"), mode: h.mode!, uid: h.uid!, gid: h.gid! });
+        off += 512 + Math.ceil(size / 512) * 512;
+    }
+    return out;
+}
+
+/** The command that fills the files volume a container mounts at `dir` (read-only). */
+export function filesCommand(inputs: any, dir: string) {
+    const mount = (inputs.volumes ?? []).find((v: any) => v.containerPath === dir);
+    if (!mount) throw new Error(`no volume at ${dir}; have ${(inputs.volumes ?? []).map((v: any) => v.containerPath).join(", ")}`);
+    if (mount.readOnly !== true) throw new Error(`the files volume at ${dir} is not read-only`);
+    const cmd = recorded.find((r) => (r.type === REMOTE_COMMAND || r.type === LOCAL_COMMAND) && r.inputs.triggers?.[0] === mount.volumeName);
+    if (!cmd) throw new Error(`no command fills ${mount.volumeName}`);
+    return cmd;
+}
+
+/** A file a container reads from its files volume: content and permissions ("0444"). */
 export function upload(inputs: any, file: string) {
-    const u = (inputs.uploads ?? []).find((x: any) => x.file === file);
-    if (!u) throw new Error(`no upload ${file}`);
-    return u;
+    const f = filesOfCommand(filesCommand(inputs, path.posix.dirname(file))).get(path.posix.basename(file));
+    if (!f) throw new Error(`no file ${file}`);
+    return { content: f.content, permissions: `0${f.mode.toString(8)}`, uid: f.uid, gid: f.gid };
 }
 
+/** Whether the archive with `file` reached the engine as a secret. */
 export async function uploadIsSecret(resourceName: string, file: string): Promise<boolean> {
-    const props = rawProps.get(resourceName)!.props;
-    const uploads = await new Promise<any[]>((resolve) => pulumi.output(props.uploads).apply(resolve));
-    const idx = uploads.findIndex((u) => u.file === file);
-    const raw = props.uploads[idx];
-    return pulumi.isSecret(pulumi.output(raw.content));
+    const inputs = recorded.find((r) => r.type === CONTAINER && r.name === resourceName)!.inputs;
+    return isWrappedSecret(filesCommand(inputs, path.posix.dirname(file)).raw.stdin);
 }
-
 
 /** For beforeEach: forget the previous test's resources and raw props. */
 export function resetCaptured(): void {

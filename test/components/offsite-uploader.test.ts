@@ -36,7 +36,15 @@ describe("OffsiteUploader", () => {
                 "UPLOAD_INTERVAL=20",
             ]),
         );
-        expect(c.volumes).toEqual([{ hostPath: "/var/backups/vps-stack/preprod", containerPath: BACKUP_MOUNT }]);
+        expect(c.volumes).toEqual([
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-offsite-sbin-files-[0-9a-f]{12}$/), containerPath: "/usr/local/sbin", readOnly: true },
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-offsite-secrets-files-[0-9a-f]{12}$/), containerPath: "/run/secrets", readOnly: true },
+            { hostPath: "/var/backups/vps-stack/preprod", containerPath: BACKUP_MOUNT },
+            // restic's cache and temporary packs, on disk, gone with the container (a read-only root).
+            { containerPath: "/var/cache/restic" },
+            { containerPath: "/var/tmp" },
+        ]);
+        expect(c.readOnly).toBe(true);
         expect(c.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "256" });
         expect(c.healthcheck.tests).toEqual(["CMD", OFFSITE_SCRIPT, "check"]);
         expect(c.restart).toBe("unless-stopped");

@@ -1,6 +1,6 @@
 // PostgresService under Pulumi mocks: image, network, the 0400 password file, init, healthcheck, limits, replacement.
 import * as pulumi from "@pulumi/pulumi";
-import { POSTGRES_HBA_FILE, POSTGRES_INIT_FILE, POSTGRES_PASSWORD_FILE, POSTGRES_WAL_PASSWORD_FILE } from "../../components/postgres-service";
+import { POSTGRES_HBA_FILE, POSTGRES_PASSWORD_FILE, POSTGRES_WAL_PASSWORD_FILE } from "../../components/postgres-service";
 import { BACKUP_PGPASS_FILE } from "../../render/backup";
 import { loadConfig } from "../../config";
 import { LOG_OPTS } from "../../plan/container-defaults";
@@ -29,14 +29,15 @@ describe("PostgresService", () => {
         expect(await uploadIsSecret("vps-stack-postgres", POSTGRES_PASSWORD_FILE)).toBe(true);
     });
 
-    it("creates the extensions at first start and tunes the server", async () => {
+    it("creates the extensions (on every replacement, so a new one reaches an existing database) and tunes the server", async () => {
         await build(preprodConfig((c) => (c.postgres = { extensions: ["uuid-ossp", "pgcrypto", "vector"], maxConnections: 150 })));
         const pg = container("vps-stack-preprod-postgres");
-        const init = upload(pg, POSTGRES_INIT_FILE);
-        expect(init.permissions).toBe("0444");
-        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "uuid-ossp";');
-        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "pgcrypto";');
-        expect(init.content).toContain('CREATE EXTENSION IF NOT EXISTS "vector";');
+        const sql = byName("vps-stack-postgres-password").inputs.stdin;
+        expect(sql).toContain('CREATE EXTENSION IF NOT EXISTS "uuid-ossp";');
+        expect(sql).toContain('CREATE EXTENSION IF NOT EXISTS "pgcrypto";');
+        expect(sql).toContain('CREATE EXTENSION IF NOT EXISTS "vector";');
+        // Nothing for the entrypoint's first-start directory: the root is read-only.
+        expect(pg.volumes.map((v: any) => v.containerPath)).not.toContain("/docker-entrypoint-initdb.d");
         expect(pg.command).toEqual(expect.arrayContaining(["max_connections=150", "shared_buffers=256MB", "effective_cache_size=1GB"]));
     });
 
@@ -50,9 +51,14 @@ describe("PostgresService", () => {
         expect(pg.shmSize).toBe(256);
         expect(pg.logDriver).toBe("json-file");
         expect(pg.logOpts).toEqual(LOG_OPTS);
-        expect(pg.volumes).toEqual([{ volumeName: "vps-stack-preprod-postgres-data", containerPath: "/var/lib/postgresql/data" }]);
-        // Its files are uploaded: a writable root (READ_ONLY_ROOT).
-        expect(pg.readOnly).toBeUndefined();
+        expect(pg.volumes).toEqual([
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-postgres-files-[0-9a-f]{12}$/), containerPath: "/run/secrets", readOnly: true },
+            { volumeName: "vps-stack-preprod-postgres-data", containerPath: "/var/lib/postgresql/data" },
+        ]);
+        // A read-only root: it writes its data volume, and its socket directory on a tmpfs.
+        expect(pg.readOnly).toBe(true);
+        expect(pg.tmpfs).toEqual({ "/tmp": "rw,noexec,nosuid,size=64m", "/run/postgresql": "rw,noexec,nosuid,size=1m" });
+        expect(pg.uploads).toBeUndefined();
         // The entrypoint starts as root (to own the volume and the socket directory), then runs as postgres.
         expect(pg.user).toBeUndefined();
         expect(pg.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "512" });
