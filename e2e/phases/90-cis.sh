@@ -44,7 +44,7 @@ cis_as_documented() {
     echo "$(wc -l <<<"$actual") warnings, as documented"
 }
 check "C1. docker-bench-security (container images and runtime) on the stack's containers warns only as docs/cis-warnings.tsv says" cis_as_documented
-pids_limited() { # every running container of the stack has its declared PIDs limit; the proxy a read-only root
+pids_limited() { # every running container of the stack has its declared PIDs limit and a read-only root
     local c bad=0 want got ro
     for c in $(docker ps --filter "label=vps-stack.stack=$STACK" --format '{{.Names}}'); do
         want=$(docker inspect -f '{{index .Config.Labels "vps-stack.pids-limit"}}' "$c")
@@ -52,9 +52,24 @@ pids_limited() { # every running container of the stack has its declared PIDs li
         ro=$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$c")
         echo "$c pids=$got (declared $want) readOnly=$ro"
         [ -n "$want" ] && [ "$got" = "$want" ] || bad=1
-        [ "$c" != "vps-stack-$STACK-nginx" ] || [ "$ro" = true ] || bad=1
+        [ "$ro" = true ] || bad=1
     done
     return "$bad"
 }
-check "C2. every container of the stack runs with its declared PIDs limit, the proxy with a read-only root" pids_limited
+check "C2. every container of the stack runs with its declared PIDs limit and a read-only root" pids_limited
+files_volumes() { # files reach containers read-only, and every replacement so far took its old files volume away
+    local c v bad=0 n=0
+    for c in $(docker ps -a --filter "label=vps-stack.stack=$STACK" --format '{{.Names}}'); do
+        docker inspect -f '{{range .Mounts}}{{.Name}} {{.RW}}{{"\n"}}{{end}}' "$c" | grep -- '-files-' | while read -r v rw; do
+            [ "$rw" = false ] || { echo "$c mounts $v writable"; exit 1; }
+        done || bad=1
+    done
+    for v in $(docker volume ls -q --filter "label=vps-stack.stack=$STACK" | grep -- '-files-'); do
+        n=$((n + 1))
+        [ -n "$(docker ps -a -q --filter "volume=$v")" ] || { echo "$v is left with no container"; bad=1; }
+    done
+    echo "$n files volumes, each mounted read-only by a container of the stack"
+    [ "$n" -gt 0 ] && return "$bad"
+}
+check "C4. the files volumes are mounted read-only, and none is left behind by the replacements and releases before" files_volumes
 check "C3. pulumi preview --expect-no-changes after the hardening (the values read back as written)" pulumi preview --expect-no-changes --non-interactive --stack "$STACK"
