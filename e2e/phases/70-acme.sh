@@ -38,7 +38,7 @@ site_on_host_not_in_state() {
     mounts=$(docker inspect --format '{{range .Mounts}}{{.Source}} {{.Destination}} {{.RW}}{{"\n"}}{{end}}' "$(app_container "$STACK2" web)") || return 1
     echo "$mounts"
     grep -qE "^/home/$DEPLOY_USER/\.local/share/vps-stack/$STACK2/site-web-[0-9a-f]{12}/site /usr/share/nginx/html false$" <<<"$mounts" &&
-        [ "$(stat -c %U "$(awk '{ print $1; exit }' <<<"$mounts")/index.html")" = "$DEPLOY_USER" ]
+        [ "$(stat -c %U "$(awk '$2 == "/usr/share/nginx/html" { print $1; exit }' <<<"$mounts")/index.html")" = "$DEPLOY_USER" ]
 }
 acme_health() { acme_root "$STACK2" && health_ok "$STACK2" "$HTTPS2_PORT" 1; }
 acme_healthy() {
