@@ -4,7 +4,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
 import { STACK_LABEL } from "../plan/container-defaults";
-import { ContainerFile, filePath, filesArchive, filesInstallCommand, filesRemoveCommand, filesVolumeName } from "../render/container-files";
+import { ContainerFile, filesArchive, filesInstallCommand, filesRemoveCommand, filesVolumeName } from "../render/container-files";
 import type { VpsHost } from "./vps-host";
 
 export interface ContainerFileInput {
@@ -18,8 +18,6 @@ export interface ContainerFiles {
     mount: docker.types.input.ContainerVolume;
     /** What the container must be created after. */
     ready: pulumi.Resource;
-    /** Each file's path in the container, by name. */
-    path: (name: string) => string;
 }
 
 /**
@@ -55,7 +53,6 @@ export function containerFiles(
     return {
         mount: { volumeName: volume, containerPath: a.dir, readOnly: true },
         ready: command,
-        path: (n) => filePath(a.dir, n),
     };
 }
 

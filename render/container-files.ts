@@ -22,11 +22,6 @@ export const FILES_FORMAT = 1;
 
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/;
 
-/** The path each file has in the container: the mount directory and the file's name. */
-export function filePath(dir: string, name: string): string {
-    return `${dir}/${name}`;
-}
-
 function checkFiles(files: ContainerFile[]): void {
     const seen = new Set<string>();
     for (const f of files) {
