@@ -5,7 +5,7 @@
 # directly on a machine with restic 0.14 or later. POSIX sh + sed: works with busybox, dash and bash.
 #
 #   vps-stack-offsite init                   create the repository when there is none (never over an existing one)
-#   vps-stack-offsite upload                 one snapshot of BACKUP_DIR now (exit 75 when an upload is running)
+#   vps-stack-offsite upload                 one snapshot of BACKUP_DIR now (waits up to LOCK_WAIT s for one running)
 #   vps-stack-offsite forget                 drop the snapshots the retention no longer keeps, and prune the store
 #   vps-stack-offsite schedule               init, then upload every UPLOAD_INTERVAL s and forget every PRUNE_INTERVAL s (the container's main process)
 #   vps-stack-offsite check                  exit 1 if the last upload failed or is older than MAX_UPLOAD_AGE (the healthcheck)
@@ -142,7 +142,8 @@ last_error() {
     printf '%s\n' "${line:-restic exited with status ${2:-?} and said nothing}" | cut -c 1-300
 }
 
-# Waits up to LOCK_WAIT s for the uploader's lock (forget, verify: an upload is short); upload does not.
+# Waits up to LOCK_WAIT s for the uploader's lock (an upload is short), so that a command run by hand
+# goes on after the scheduled upload it ran into; the scheduler itself passes nowait and skips a turn.
 lock() {
     mkdir -p "$BACKUP_DIR"
     exec 9>"$LOCK_FILE"
@@ -228,7 +229,7 @@ upload_once() {
 cmd_upload() {
     need_repo
     [ -d "$BACKUP_DIR" ] || die "no backup directory $BACKUP_DIR"
-    lock nowait
+    lock "$1"
     work_dir
     if [ ! -f "$ADOPTED" ] && [ ! -f "$SUCCESS" ]; then
         st=0
@@ -597,10 +598,10 @@ cmd_schedule() {
     while :; do
         tick=$(date -u +%s)
         st=0
-        run_child cmd_upload || st=$?
+        run_child cmd_upload nowait || st=$?
         case $st in
             0) ;;
-            75) log "scheduler: no upload this time: a forget or verify started by hand holds the lock" ;;
+            75) log "scheduler: no upload this time: an upload, forget or verify started by hand holds the lock" ;;
             *) log "scheduler: the upload failed (see above); the check fails until one succeeds" ;;
         esac
         # Once a day, the newest dump comes back from the store for the backup job's verification.
@@ -631,7 +632,7 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
     init) cmd_init ;;
-    upload) cmd_upload ;;
+    upload) cmd_upload wait ;;
     forget) cmd_forget ;;
     schedule) cmd_schedule ;;
     check) cmd_check ;;

@@ -317,22 +317,70 @@ describe("a new host facing the store's history", () => {
 });
 
 describe("the uploader's lock", () => {
-    it("never runs two at once: an upload refuses (75) while another holds the lock", async () => {
-        const d = dir("locked");
-        const holder = spawn(tool("flock", "util-linux"), [path.join(d, ".lock-offsite"), "sh", "-c", "echo locked; exec sleep 30"], { detached: true, stdio: ["ignore", "pipe", "ignore"] });
+    /** Holds the uploader's lock in d for `seconds`, as a running upload would; resolves once it is held. */
+    async function holdLock(d: string, seconds: number) {
+        const holder = spawn(tool("flock", "util-linux"), [path.join(d, ".lock-offsite"), "sh", "-c", `echo locked; exec sleep ${seconds}`], {
+            detached: true,
+            stdio: ["ignore", "pipe", "ignore"],
+        });
         children.push(holder);
         let said = "";
         holder.stdout!.on("data", (c) => (said += c));
-        try {
-            await eventually(async () => said, (s) => s.includes("locked"));
-            const r = offsite(["upload"], { backupDir: d, host: "locked" });
-            expect(r.code).toBe(75);
-            expect(r.out).toContain("an upload, forget or verify is running");
-            expect(fs.existsSync(path.join(d, "offsite-last-failure"))).toBe(false);
-        } finally {
+        expect(await eventually(async () => said, (s) => s.includes("locked"))).toContain("locked");
+        let released = false;
+        const release = () => {
+            if (released || holder.exitCode !== null) return;
+            released = true;
             process.kill(-holder.pid!, "SIGTERM");
+        };
+        return { release };
+    }
+
+    it("an upload run by hand waits for the running one, then goes", async () => {
+        const d = dir("waits");
+        fillBackupDir(d);
+        await holdLock(d, 3);
+        const t0 = Date.now();
+        const r = offsite(["upload"], { backupDir: d, host: "waits", env: { LOCK_WAIT: "60" } });
+        expect([r.code, r.out]).toEqual([0, expect.stringContaining("upload ok")]);
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
+        expect(snapshotsOf("waits")).toHaveLength(1);
+    }, 60_000);
+
+    it("never runs two at once: past LOCK_WAIT an upload by hand gives up (75) and records no failure", async () => {
+        const d = dir("locked");
+        const held = await holdLock(d, 30);
+        try {
+            const r = offsite(["upload"], { backupDir: d, host: "locked", env: { LOCK_WAIT: "2" } });
+            expect(r.code).toBe(75);
+            expect(r.out).toContain("is still held after 2s; giving up");
+            expect(fs.existsSync(path.join(d, "offsite-last-failure"))).toBe(false);
+            expect(fs.existsSync(path.join(d, "offsite-last-success"))).toBe(false);
+        } finally {
+            held.release();
         }
     });
+
+    // (Its daily forget does wait: it is not due again for a day, and it goes once the lock is free.)
+    it("the scheduler skips its upload turn instead of waiting, and uploads once the lock is free", async () => {
+        const d = dir("skips");
+        fillBackupDir(d);
+        const held = await holdLock(d, 30);
+        const logFile = path.join(root, "schedule-skips.log");
+        const fd = fs.openSync(logFile, "a");
+        const child = spawn("sh", [SCRIPT, "schedule"], { env: envFor({ backupDir: d, host: "skips", env: { UPLOAD_INTERVAL: "2", LOCK_WAIT: "600" } }), stdio: ["ignore", fd, fd], detached: true });
+        fs.closeSync(fd);
+        children.push(child);
+        try {
+            expect(await eventually(async () => read(logFile).split("no upload this time").length - 1, (n) => n >= 1, 20_000)).toBeGreaterThanOrEqual(1);
+            expect(fs.existsSync(path.join(d, "offsite-last-success"))).toBe(false);
+            held.release();
+            expect(await eventually(async () => fs.existsSync(path.join(d, "offsite-last-success")), (ok) => ok, 20_000)).toBe(true);
+        } finally {
+            held.release();
+            process.kill(-child.pid!, "SIGTERM");
+        }
+    }, 60_000);
 });
 
 describe("the store down", () => {
