@@ -46,8 +46,10 @@ export function sshdConfig(p: ProvisionPlan): string {
         `AllowUsers ${allowed.join(" ")}`,
         `MaxAuthTries ${p.maxAuthTries}`,
         `LoginGraceTime ${p.loginGraceTime}`,
-        // The Docker provider multiplexes many sessions over one connection; sshd's default 10 makes it log in again.
-        "MaxSessions 32",
+        // The Docker provider multiplexes one session per operation over one connection, and Pulumi runs them
+        // all at once: past sshd's default 10, each extra one logs in on its own, and a burst of those logins
+        // meets MaxStartups (10 unauthenticated), which drops some and fails the operation.
+        "MaxSessions 64",
         "X11Forwarding no",
         "AllowAgentForwarding no",
         "PermitUserEnvironment no",

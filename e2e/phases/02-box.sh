@@ -16,8 +16,9 @@ install -d -m 700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$home/.ssh"
 install -m 600 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$E2E/client_key.pub" "$home/.ssh/authorized_keys"
 SSH_PORT=$(free_port)
 # Debian's shipped sshd_config (PAM, AcceptEnv LANG LC_* only, the sftp subsystem), plus the lock-down a
-# VPS should have. Nothing here is loosened for the program: e.g. no AcceptEnv for the variables a
-# remote command might want to send.
+# VPS should have and the one setting docs/hosts.md asks of a host brought by its owner (MaxSessions).
+# Nothing here is loosened for the program: e.g. no AcceptEnv for the variables a remote command might
+# want to send.
 cat >"$E2E/sshd_config" <<EOF
 Port $SSH_PORT
 ListenAddress 127.0.0.1
@@ -31,6 +32,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
 AllowUsers $DEPLOY_USER
+MaxSessions 64
 UsePAM yes
 StrictModes yes
 X11Forwarding no

@@ -118,6 +118,8 @@ describe("the rendered files in the real tools", () => {
         expect(eff).toMatch(/^allowusers deploy$/m);
         expect(eff).toMatch(/^allowusers ubuntu$/m);
         expect(eff).toMatch(/^maxauthtries 3$/m);
+        // A destroy opens one session per resource over the Docker provider's single connection.
+        expect(eff).toMatch(/^maxsessions 64$/m);
         expect(eff).toMatch(/^authenticationmethods publickey$/m);
     });
 
