@@ -3,9 +3,11 @@
 // every alerts.reminderHours while it lasts (render/scripts/vps-stack-alerts.sh).
 //
 // It runs from the proxy's image (nginx alpine: busybox and curl, whose smtp:// support sends the e-mail),
-// so no new image is pulled. It reads the Docker API through the socket, mounted read-only, which is still
-// root-equivalent on the host: the watcher has no published port, no stack network (only one of its own
-// with a way out), drops every capability, and only ever GETs from the API (docs/decisions/0004-alerts.md).
+// so no new image is pulled. It never sees the Docker socket, which is root-equivalent on the host even
+// mounted read-only: a second container from the same image, with no network at all, holds the socket and
+// passes on only the few GETs the watcher makes (render/docker-api-proxy.ts, docs/decisions/0004-alerts.md).
+// The watcher has no published port, no stack network (only one of its own with a way out), and drops
+// every capability.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
@@ -17,12 +19,20 @@ import {
     alertsEnv,
     alertsScript,
     AlertSettings,
-    DOCKER_SOCKET,
     SMTP_AUTH_FILE,
     smtpCurlConfig,
     webhookCurlConfig,
     webhookFile,
 } from "../render/alerts";
+import {
+    DOCKER_API_CONF,
+    DOCKER_API_DIR,
+    dockerApiProxyCommand,
+    dockerApiProxyConf,
+    dockerApiProxyHealth,
+    HOST_DOCKER_SOCKET,
+} from "../render/docker-api-proxy";
+import { dockerEnv } from "../sinks/docker";
 import { pullImage } from "./image";
 import { limitPids } from "./pids-limit";
 import { StackScope } from "./scope";
@@ -30,6 +40,8 @@ import { StackScope } from "./scope";
 export const ALERT_WATCHER_TYPE = "vps-stack:index:AlertWatcher";
 /** Most processes in the watcher: its loop, a round's pipelines (sh, curl, grep, sed, awk), a healthcheck, a docker exec. */
 export const ALERTS_PIDS_LIMIT = 64;
+/** The proxy: nginx's master and its one worker, and a healthcheck's curl. */
+export const DOCKER_API_PIDS_LIMIT = 16;
 
 export interface AlertWatcherArgs extends StackScope, Omit<AlertSettings, "stack" | "backupDirectory" | "webhooks"> {
     /**
@@ -51,11 +63,14 @@ export interface AlertWatcherArgs extends StackScope, Omit<AlertSettings, "stack
 export class AlertWatcher extends pulumi.ComponentResource {
     readonly containerName: string;
     readonly container: docker.Container;
+    readonly proxyContainerName: string;
+    readonly proxy: docker.Container;
 
     constructor(name: string, args: AlertWatcherArgs, opts?: pulumi.ComponentResourceOptions) {
         super(ALERT_WATCHER_TYPE, name, {}, opts);
         const provider = args.host.provider;
         this.containerName = `${args.prefix}-alerts`;
+        this.proxyContainerName = `${args.prefix}-alerts-docker`;
         const image = pullImage(`${name}-image`, { ref: args.image, trackTag: false }, { parent: this, provider });
         // Its own network: a way out to the destinations and to the host's published ports, no neighbour.
         const network = new docker.Network(
@@ -65,6 +80,40 @@ export class AlertWatcher extends pulumi.ComponentResource {
         );
         // Where it remembers what it already notified: a replaced watcher does not notify it again.
         const state = new docker.Volume(`${name}-state`, { name: `${args.prefix}-alerts`, labels: labels(args.stack, "alerts") }, { parent: this, provider });
+        // The proxy's socket: written by the proxy, connected to by the watcher (a read-only mount allows that).
+        const apiVolume = new docker.Volume(`${name}-docker-api`, { name: `${args.prefix}-alerts-docker-api`, labels: labels(args.stack, "alerts") }, { parent: this, provider });
+        const proxyFiles = containerFilesAt(
+            args.host,
+            `${name}-docker-files`,
+            { container: this.proxyContainerName, stack: args.stack, service: "alerts", image: image.imageId },
+            [{ path: DOCKER_API_CONF, content: dockerApiProxyConf(), mode: 0o444 }],
+            { parent: this },
+        );
+        this.proxy = new docker.Container(
+            `${name}-docker`,
+            {
+                name: this.proxyContainerName,
+                image: image.imageId,
+                ...baseContainerArgs(args.stack, "alerts", { memory: "32m", cpus: 0.1, pidsLimit: DOCKER_API_PIDS_LIMIT }),
+                entrypoints: dockerApiProxyCommand(),
+                ...readOnlyRoot({
+                    volumes: [
+                        ...proxyFiles.mounts,
+                        // The only container of the stack that holds the socket; it passes on only GETs it knows.
+                        { hostPath: HOST_DOCKER_SOCKET, containerPath: HOST_DOCKER_SOCKET, readOnly: true },
+                        { volumeName: apiVolume.name, containerPath: DOCKER_API_DIR },
+                    ],
+                }),
+                // Unix sockets only: no network at all.
+                networkMode: "none",
+                // nginx's workers switch user (to root again: the socket is root:docker), which needs these two.
+                capabilities: { drops: ["ALL"], adds: ["SETGID", "SETUID"] },
+                healthcheck: healthcheck({ tests: dockerApiProxyHealth(), interval: "30s", timeout: "10s", retries: 2, startPeriod: "10s" }),
+                waitTimeout: 60,
+            },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: proxyFiles.ready },
+        );
+        limitPids(args.host, `${name}-docker`, this.proxy, this.proxyContainerName, DOCKER_API_PIDS_LIMIT);
         const files = containerFilesAt(
             args.host,
             `${name}-files`,
@@ -87,13 +136,16 @@ export class AlertWatcher extends pulumi.ComponentResource {
                 ...baseContainerArgs(args.stack, "alerts", { memory: args.memory, cpus: args.cpus, pidsLimit: ALERTS_PIDS_LIMIT }),
                 entrypoints: [ALERTS_SCRIPT],
                 command: ["watch"],
-                envs: alertsEnv({ ...args, stack: args.stack, backupDirectory: args.backupDirectory !== undefined, webhooks: args.webhooks.map((w) => ({ kind: w.kind })) }),
+                envs: [
+                    ...alertsEnv({ ...args, stack: args.stack, backupDirectory: args.backupDirectory !== undefined, webhooks: args.webhooks.map((w) => ({ kind: w.kind })) }),
+                    dockerEnv("DOCKER_API_PROXY", this.proxyContainerName),
+                ],
                 // A read-only root: it writes only its state volume (and /tmp).
                 ...readOnlyRoot({
                     volumes: [
                         ...files.mounts,
-                        // Read-only: the watcher only GETs. Still root-equivalent (decision 0004).
-                        { hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: true },
+                        // The proxy's socket, not Docker's.
+                        { volumeName: apiVolume.name, containerPath: DOCKER_API_DIR, readOnly: true },
                         { volumeName: state.name, containerPath: ALERTS_STATE_DIR },
                         ...(args.backupDirectory ? [{ hostPath: args.backupDirectory, containerPath: ALERTS_BACKUP_MOUNT, readOnly: true }] : []),
                     ],
@@ -103,7 +155,7 @@ export class AlertWatcher extends pulumi.ComponentResource {
                 healthcheck: healthcheck({ tests: ["CMD", ALERTS_SCRIPT, "check"], interval: "30s", timeout: "10s", retries: 2, startPeriod: "30s" }),
                 waitTimeout: 90,
             },
-            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: files.ready },
+            { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: [...files.ready, this.proxy] },
         );
         limitPids(args.host, name, this.container, this.containerName, ALERTS_PIDS_LIMIT);
         this.registerOutputs({ containerName: this.containerName });

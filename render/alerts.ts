@@ -4,13 +4,13 @@
 import * as fs from "fs";
 import * as path from "path";
 import { dockerEnv } from "../sinks/docker";
+import { DOCKER_API_SOCKET } from "./docker-api-proxy";
 import { onHost, SshTarget } from "./operator";
 
 /** On the image's PATH (`docker exec <c> vps-stack-alerts test`), in a directory the Nginx images leave empty: its files volume. */
 export const ALERTS_SCRIPT = "/usr/local/sbin/vps-stack-alerts";
 export const ALERTS_STATE_DIR = "/var/lib/vps-stack-alerts";
 export const ALERTS_SECRETS_DIR = "/run/secrets";
-export const DOCKER_SOCKET = "/var/run/docker.sock";
 /** Where the watcher sees the backup directory (read-only), to measure its disk. */
 export const ALERTS_BACKUP_MOUNT = "/backups";
 /**
@@ -75,7 +75,8 @@ export function alertsEnv(a: AlertSettings): string[] {
         dockerEnv("OOM_WINDOW", String(a.oomWindowMinutes * 60)),
         // The container's own root is on the filesystem of Docker's data root (overlay2's upper layer).
         dockerEnv("DISKS", ["docker=/", ...(a.backupDirectory ? [`backups=${ALERTS_BACKUP_MOUNT}`] : [])].join(" ")),
-        dockerEnv("DOCKER_SOCKET", DOCKER_SOCKET),
+        // Through the proxy that passes on only the watcher's reads; the watcher never holds Docker's socket.
+        dockerEnv("DOCKER_SOCKET", DOCKER_API_SOCKET),
         dockerEnv("EXPECTED", a.expected.join(" ")),
         dockerEnv("HEALTH_URLS", a.healthUrls.join(" ")),
         dockerEnv("HEALTH_CONNECT", a.healthUrls.length > 0 ? HOST_GATEWAY : ""),

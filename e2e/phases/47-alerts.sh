@@ -117,6 +117,28 @@ quiet() {
 }
 check "A0c. a healthy stack raises no alert over 2 rounds" quiet
 
+# The watcher reads Docker only through its proxy: asked from inside the watcher, the proxy passes a read
+# and refuses a write (a container stopped) and a container's files (its secrets), which Docker never sees.
+through_proxy() {
+    local mounts code
+    mounts=$(docker inspect -f '{{range .Mounts}}{{.Source}} {{end}}' "$ALERTS_WATCHER") || return 1
+    case " $mounts " in *docker.sock*) echo "the watcher holds Docker's socket: $mounts"; return 1 ;; esac
+    local c holders=""
+    for c in $(docker ps -q --filter "label=vps-stack.stack=$STACK"); do
+        case " $(docker inspect -f '{{range .Mounts}}{{.Source}} {{end}}' "$c") " in
+            *" /var/run/docker.sock "* | *" /run/docker.sock "*) holders="$holders $(docker inspect -f '{{.Name}}' "$c")" ;;
+        esac
+    done
+    [ "$holders" = " /$ALERTS_WATCHER-docker" ] || { echo "the containers that hold Docker's socket:$holders"; return 1; }
+    [ "$(docker inspect -f '{{.HostConfig.NetworkMode}} {{.HostConfig.ReadonlyRootfs}}' "$ALERTS_WATCHER-docker")" = "none true" ] || { echo "the proxy has a network or a writable root"; return 1; }
+    ask() { docker exec "$ALERTS_WATCHER" curl -s -o /dev/null -w '%{http_code}' --unix-socket /run/vps-stack-docker-api/docker.sock "$@"; }
+    code=$(ask "http://docker/containers/vps-stack-$STACK-redis/json") && [ "$code" = 200 ] || { echo "a read: $code"; return 1; }
+    code=$(ask -X POST "http://docker/containers/vps-stack-$STACK-redis/stop") && [ "$code" = 403 ] || { echo "a stop: $code"; return 1; }
+    code=$(ask "http://docker/containers/vps-stack-$STACK-redis/archive?path=/usr/local/etc/redis") && [ "$code" = 403 ] || { echo "a container's files: $code"; return 1; }
+    [ "$(docker inspect -f '{{.State.Running}} {{.RestartCount}}' "vps-stack-$STACK-redis")" = "true 0" ]
+}
+check "A0d. the watcher holds no Docker socket: its proxy (no network, read-only) passes a read and refuses a stop and a container's files" through_proxy
+
 test_arrives() {
     run_ssh_line "$(output_cmd "$STACK" alerts test)" || return 1
     wait_count 10 1 hooks test test || return 1
@@ -242,8 +264,8 @@ remove_alerts() {
     stop_receiver
     cp "$E2E/Pulumi.$STACK.before-alerts.yaml" "Pulumi.$STACK.yaml" || return 1
     up "$STACK" || return 1
-    [ -z "$(docker ps -aq --filter "name=^$ALERTS_WATCHER\$")" ] || { echo "the watcher is still there"; return 1; }
-    [ -z "$(docker volume ls -q --filter "name=^$ALERTS_WATCHER\$")" ] || { echo "its state volume is still there"; return 1; }
+    [ -z "$(docker ps -aq --filter "name=^$ALERTS_WATCHER(-docker)?\$")" ] || { echo "the watcher or its proxy is still there"; return 1; }
+    [ -z "$(docker volume ls -q --filter "name=^$ALERTS_WATCHER(-docker-api)?\$")" ] || { echo "its state or socket volume is still there"; return 1; }
     all_healthy "$STACK" && health_ok "$STACK" "$HTTPS_PORT"
 }
-check "A6. alerts removed from the config: pulumi up removes the watcher and its volume; the stack healthy" remove_alerts
+check "A6. alerts removed from the config: pulumi up removes the watcher, its proxy and their volumes; the stack healthy" remove_alerts

@@ -16,7 +16,8 @@
 #
 # Environment: STACK; STATE_DIR; INTERVAL (60); REMINDER (86400); CONFIRM (2: rounds a problem must be
 # seen in a row before it is notified); CERT_DAYS (14); DISK_PERCENT (90); DISKS ("label=path ...");
-# DOCKER_SOCKET (/var/run/docker.sock; empty: no container checks); EXPECTED (container names that must
+# DOCKER_SOCKET (/var/run/docker.sock; empty: no container checks; in the stack, the socket of the proxy
+# that passes on only these reads); DOCKER_API_PROXY (that proxy's container, named in the fix); EXPECTED (container names that must
 # run); HEALTH_URLS; HEALTH_CONNECT (host that the URLs' connections go to; "gateway": the container's
 # default gateway, which is the host's address on the watcher's network);
 # OOM_WINDOW (3600); WEBHOOKS ("kind=curl-config-file ...", kind json|slack|discord); SMTP_URL,
@@ -82,7 +83,7 @@ health_output() {
 check_containers() {
 	[ -n "$DOCKER_SOCKET" ] || return 0
 	if ! all=$(stack_containers "" "") ; then
-		problem "docker" container "the Docker API does not answer the watcher" "systemctl status docker; docker info"
+		problem "docker" container "the Docker API does not answer the watcher (through $DOCKER_SOCKET)" "docker logs ${DOCKER_API_PROXY:-<the proxy>}; systemctl status docker"
 		return 0
 	fi
 	oneshot=$(stack_containers "%2C%22vps-stack.one-shot%22" "") || oneshot=""

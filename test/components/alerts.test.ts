@@ -1,5 +1,5 @@
-// AlertWatcher under Pulumi mocks: the watcher container (the proxy's image, the script, the read-only
-// Docker socket, its own network), the destinations' secrets as 0400 files and never in its environment,
+// AlertWatcher under Pulumi mocks: the watcher container (the proxy's image, the script, its own network),
+// the Docker API proxy that alone holds the socket, the destinations' secrets as 0400 files and never in its environment,
 // the config's refusals with their fixes, and the warning on prod without a destination.
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "../../config";
@@ -10,12 +10,12 @@ import {
     alertsCommands,
     alertsScript,
     curlConfigValue,
-    DOCKER_SOCKET,
     SMTP_AUTH_FILE,
     smtpCurlConfig,
     webhookCurlConfig,
     webhookFile,
 } from "../../render/alerts";
+import { DOCKER_API_CONF, DOCKER_API_DIR, DOCKER_API_SOCKET, dockerApiProxyConf, HOST_DOCKER_SOCKET } from "../../render/docker-api-proxy";
 import { byName, NETWORK, ofType, REMOTE_COMMAND } from "../mocks";
 import { build, byTypeName, container, KEY, preprodConfig, resetCaptured, upload, uploadIsSecret } from "./helpers";
 
@@ -66,21 +66,47 @@ describe("AlertWatcher", () => {
         expect(c.capabilities).toEqual({ drops: ["ALL"] });
     });
 
-    it("reads the Docker socket and the backup directory read-only, and keeps its state in a volume", async () => {
+    it("reads the Docker API through the proxy's socket and the backup directory read-only, and keeps its state in a volume", async () => {
         await build(preprodConfig(withAlerts()));
         const c = container("vps-stack-preprod-alerts");
         expect(c.volumes).toEqual([
             { volumeName: expect.stringMatching(/^vps-stack-preprod-alerts-sbin-files-[0-9a-f]{12}$/), containerPath: "/usr/local/sbin", readOnly: true },
             { volumeName: expect.stringMatching(/^vps-stack-preprod-alerts-secrets-files-[0-9a-f]{12}$/), containerPath: "/run/secrets", readOnly: true },
-            { hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: true },
+            { volumeName: "vps-stack-preprod-alerts-docker-api", containerPath: DOCKER_API_DIR, readOnly: true },
             { volumeName: "vps-stack-preprod-alerts", containerPath: ALERTS_STATE_DIR },
             { hostPath: "/var/backups/vps-stack/preprod", containerPath: ALERTS_BACKUP_MOUNT, readOnly: true },
         ]);
+        expect(c.envs).toEqual(expect.arrayContaining([`DOCKER_SOCKET=${DOCKER_API_SOCKET}`, "DOCKER_API_PROXY=vps-stack-preprod-alerts-docker"]));
         expect(c.ports ?? []).toEqual([]);
         expect(c.networksAdvanced).toEqual([{ name: "vps-stack-preprod-alerts" }]);
         expect(ofType(NETWORK).find((n) => n.inputs.name === "vps-stack-preprod-alerts")!.inputs.internal ?? false).toBe(false);
         // The host is reached through the watcher's default gateway, not Docker's host-gateway (docker0's address).
         expect(c.hosts ?? []).toEqual([]);
+    });
+
+    it("leaves the Docker socket to a proxy with no network, no capability but its user switch, and a read-only root", async () => {
+        await build(preprodConfig(withAlerts()));
+        // No other container of the stack holds the socket.
+        const holders = ofType("docker:index/container:Container")
+            .filter((r) => (r.inputs.volumes ?? []).some((v: any) => v.hostPath === HOST_DOCKER_SOCKET))
+            .map((r) => r.inputs.name);
+        expect(holders).toEqual(["vps-stack-preprod-alerts-docker"]);
+        const p = container("vps-stack-preprod-alerts-docker");
+        expect(p.image).toBe(container("vps-stack-preprod-alerts").image);
+        expect(p.networkMode).toBe("none");
+        expect(p.networksAdvanced ?? []).toEqual([]);
+        expect(p.ports ?? []).toEqual([]);
+        expect(p.capabilities).toEqual({ drops: ["ALL"], adds: ["SETGID", "SETUID"] });
+        expect(p.readOnly).toBe(true);
+        expect(p.volumes).toEqual([
+            { volumeName: expect.stringMatching(/^vps-stack-preprod-alerts-docker-vps-stack-docker-api-files-[0-9a-f]{12}$/), containerPath: "/etc/vps-stack-docker-api", readOnly: true },
+            { hostPath: HOST_DOCKER_SOCKET, containerPath: HOST_DOCKER_SOCKET, readOnly: true },
+            { volumeName: "vps-stack-preprod-alerts-docker-api", containerPath: DOCKER_API_DIR },
+        ]);
+        expect(upload(p, DOCKER_API_CONF)).toMatchObject({ content: dockerApiProxyConf(), permissions: "0444" });
+        expect(p.labels).toContainEqual({ label: "vps-stack.pids-limit", value: "16" });
+        expect(byTypeName(REMOTE_COMMAND, "vps-stack-alerts-docker-pids").inputs.create).toBe("docker update --pids-limit 16 vps-stack-preprod-alerts-docker >/dev/null");
+        expect(p.healthcheck.tests).toEqual(["CMD", "curl", "-fsS", "--max-time", "5", "--unix-socket", DOCKER_API_SOCKET, "http://docker/_ping"]);
     });
 
     it("has a PIDs limit, applied on the host once it exists, and a read-only root", async () => {
