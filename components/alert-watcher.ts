@@ -108,7 +108,8 @@ export class AlertWatcher extends pulumi.ComponentResource {
                 networkMode: "none",
                 // nginx's workers switch user (to root again: the socket is root:docker), which needs these two.
                 capabilities: { drops: ["ALL"], adds: ["SETGID", "SETUID"] },
-                healthcheck: healthcheck({ tests: dockerApiProxyHealth(), interval: "30s", timeout: "10s", retries: 2, startPeriod: "10s" }),
+                // Every 10 s: the watcher waits for it to be healthy before it is created.
+                healthcheck: healthcheck({ tests: dockerApiProxyHealth(), interval: "10s", timeout: "5s", retries: 3, startPeriod: "10s" }),
                 waitTimeout: 60,
             },
             { parent: this, provider, deleteBeforeReplace: true, replaceOnChanges: CONTAINER_REPLACE_ON_CHANGES, dependsOn: proxyFiles.ready },
