@@ -10,7 +10,7 @@
 // every capability.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
+import { baseContainerArgs, CONTAINER_REPLACE_ON_CHANGES, dockerCaps, healthcheck, labels, readOnlyRoot } from "../plan/container-defaults";
 import { containerFilesAt } from "./container-files";
 import {
     ALERTS_BACKUP_MOUNT,
@@ -107,7 +107,7 @@ export class AlertWatcher extends pulumi.ComponentResource {
                 // Unix sockets only: no network at all.
                 networkMode: "none",
                 // nginx's workers switch user (to root again: the socket is root:docker), which needs these two.
-                capabilities: { drops: ["ALL"], adds: ["SETGID", "SETUID"] },
+                capabilities: { drops: ["ALL"], adds: dockerCaps(["SETGID", "SETUID"]) },
                 // Every 10 s: the watcher waits for it to be healthy before it is created.
                 healthcheck: healthcheck({ tests: dockerApiProxyHealth(), interval: "10s", timeout: "5s", retries: 3, startPeriod: "10s" }),
                 waitTimeout: 60,

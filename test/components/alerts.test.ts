@@ -96,7 +96,8 @@ describe("AlertWatcher", () => {
         expect(p.networkMode).toBe("none");
         expect(p.networksAdvanced ?? []).toEqual([]);
         expect(p.ports ?? []).toEqual([]);
-        expect(p.capabilities).toEqual({ drops: ["ALL"], adds: ["SETGID", "SETUID"] });
+        // As Docker reads them back ("CAP_…"): written otherwise, every preview would replace the proxy.
+        expect(p.capabilities).toEqual({ drops: ["ALL"], adds: ["CAP_SETGID", "CAP_SETUID"] });
         expect(p.readOnly).toBe(true);
         expect(p.volumes).toEqual([
             { volumeName: expect.stringMatching(/^vps-stack-preprod-alerts-docker-vps-stack-docker-api-files-[0-9a-f]{12}$/), containerPath: "/etc/vps-stack-docker-api", readOnly: true },
