@@ -123,5 +123,13 @@ back_within() {
     done
     echo "not back after $3s:"
     docker ps -a --filter "label=vps-stack.stack=$1" --format '{{.Names}} {{.Status}}'
+    # Why: the last healthcheck's output and the last lines of the log of each one not healthy.
+    local c
+    for c in $(docker ps -a --filter "label=vps-stack.stack=$1" --format '{{.Names}} {{.Status}}' | grep -v '(healthy)' | cut -d ' ' -f 1); do
+        echo "--- $c: its healthchecks"
+        docker inspect --format '{{with .State.Health}}{{range .Log}}exit {{.ExitCode}}: {{.Output}}{{println}}{{end}}{{end}}' "$c" 2>&1 | grep -v '^$' | tail -n 6
+        echo "--- $c: last log lines"
+        docker logs --tail 15 "$c" 2>&1
+    done
     return 1
 }

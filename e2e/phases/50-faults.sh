@@ -19,13 +19,34 @@ restart_dockerd() {
     echo "dockerd does not answer after its restart"
     return 1
 }
+# The restart comes at the worst moment for the backups: while one runs (pg_dump waits on a table lock,
+# as in F7). PostgreSQL stops first, the dump fails, and the backup container is unhealthy until a good
+# backup; the scheduler takes that one at its start, instead of a day later.
 daemon_restart_recovers() {
-    local before
+    local before newest pid
     before=$(should_run "$STACK")
     echo "containers: $before"
+    newest=$(dumps | tail -n 1)
+    docker exec "vps-stack-$STACK-postgres" psql -U app -d app -qAt -c "BEGIN; LOCK TABLE e2e_keep IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
+    sleep 1
+    run_output_cmd now >"$E2E/backup-restart.log" 2>&1 &
+    pid=$!
+    dump_waiting || { echo "pg_dump never waited on the lock"; return 1; }
     restart_dockerd || return 1
-    back_within "$STACK" "$HTTPS_PORT" 120 "daemon restart" || return 1
+    wait "$pid" && { echo "the backup cut by the restart reported success"; cat "$E2E/backup-restart.log"; return 1; }
+    back_within "$STACK" "$HTTPS_PORT" 120 "daemon restart during a backup" || return 1
     [ "$(should_run "$STACK")" = "$before" ] || { echo "not the same containers after the restart"; return 1; }
+    [ "$(dumps | tail -n 1)" != "$newest" ] || { echo "no new backup after the restart"; return 1; }
+    docker logs "vps-stack-$STACK-backup" 2>&1 | grep -E 'taking a backup now|backup ok' | tail -n 2
+    docker logs "vps-stack-$STACK-backup" 2>&1 | grep -qE '(was interrupted|the last backup failed at .*): taking a backup now' || { echo "the scheduler did not say why it took a backup"; return 1; }
+    run_output_cmd check
+}
+dump_waiting() { # pg_dump is waiting on a table lock, within 10 s
+    for _ in $(seq 40); do
+        docker exec "vps-stack-$STACK-postgres" psql -U app -d app -qAt -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'" 2>/dev/null | grep -qx 1 && return 0
+        sleep 0.25
+    done
+    return 1
 }
 kill9_recovers() { # kill9_recovers SERVICE: SIGKILL of the container's main process, from the host
     local c="vps-stack-$STACK-$1" pid
@@ -100,10 +121,7 @@ backup_fails_loudly() {
     run_output_cmd now >"$E2E/backup-kill.log" 2>&1 &
     pid=$!
     # Kill once pg_dump is waiting for its lock.
-    for _ in $(seq 40); do
-        docker exec "vps-stack-$STACK-postgres" psql -U app -d app -qAt -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'" 2>/dev/null | grep -qx 1 && break
-        sleep 0.25
-    done
+    dump_waiting
     kill -9 "$(docker inspect --format '{{.State.Pid}}' "vps-stack-$STACK-postgres")" || return 1
     wait "$pid"
     rc=$?
@@ -135,7 +153,7 @@ next_backup_succeeds() {
     before=$(dumps | tail -n 1)
     run_output_cmd now && run_output_cmd check && [ "$(dumps | tail -n 1)" != "$before" ]
 }
-check "F1. the Docker daemon restarts (a reboot): every container back and healthy, HTTPS /health answers, no pulumi command" daemon_restart_recovers
+check "F1. the Docker daemon restarts during a backup (a reboot): every container back and healthy, the backup taken again, HTTPS /health answers, no pulumi command" daemon_restart_recovers
 for svc in postgres redis api nginx backup; do
     check "F2. kill -9 of $svc's main process: restarted, healthy, /health answers" kill9_recovers "$svc"
 done

@@ -11,7 +11,8 @@
 #   vps-stack-backup volumes                  archive the app volumes in VOLUMES now (tar.gz + sha256, retention per volume)
 #   vps-stack-backup list                     backups and base backups, newest first, and the WAL range
 #   vps-stack-backup status                   markers of the last backup, verification and base backup
-#   vps-stack-backup schedule                 run backups, verifications and base backups on their cron schedules (the container's main process)
+#   vps-stack-backup schedule                 run backups, verifications and base backups on their cron schedules (the container's main process);
+#                                             at its start, what was interrupted, failed or fell due while it was not running
 #   vps-stack-backup base                     take a base backup now (pg_basebackup), then expire old ones and the WAL they needed
 #   vps-stack-backup receive-wal              stream WAL into BACKUP_DIR/wal with pg_receivewal (the WAL container's main process)
 #   vps-stack-backup wal-check                exit 0 when the replication slot exists and a receiver is streaming from it
@@ -58,6 +59,11 @@ FAILURE="$BACKUP_DIR/last-failure"
 VERIFY_SUCCESS="$BACKUP_DIR/last-verify-success"
 VERIFY_FAILURE="$BACKUP_DIR/last-verify-failure"
 INSTALLED="$BACKUP_DIR/.installed"
+# Written by `run` when it starts and removed when it ends, either way: left behind, it says the run was
+# killed (the host went down, the container was stopped) before it could record anything.
+RUN_STARTED="$BACKUP_DIR/.run-started"
+# The last minute the scheduler looked at its schedules: what it missed while it was not running.
+SCHEDULER_TICK="$BACKUP_DIR/.scheduler-tick"
 VOLUMES_SUCCESS="$BACKUP_DIR/last-volumes-success"
 VOLUMES_FAILURE="$BACKUP_DIR/last-volumes-failure"
 WAL_DIR="$BACKUP_DIR/wal"
@@ -175,12 +181,14 @@ cmd_run() {
         name="$BACKUP_PREFIX-$(date -u +%Y%m%dT%H%M%SZ).dump"
     done
     log "backup of ${PGDATABASE:-?} on ${PGHOST:-local}:${PGPORT:-5432} to $BACKUP_DIR/$name"
+    write_marker "$RUN_STARTED" "time=$started" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     if ! dump_to "$BACKUP_DIR/$name"; then
         write_marker "$FAILURE" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "reason=pg_dump failed"
+        rm -f "$RUN_STARTED"
         die "backup FAILED: pg_dump failed; no file was kept"
     fi
     write_marker "$SUCCESS" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "file=$name" "size=$DUMP_SIZE" "sha256=$DUMP_SHA256" "seconds=$(($(now) - started))"
-    rm -f "$FAILURE"
+    rm -f "$FAILURE" "$RUN_STARTED"
     log "backup ok: $name ($DUMP_SIZE bytes, sha256 $DUMP_SHA256)"
     prune
 }
@@ -1048,34 +1056,153 @@ cron_match() {
     }'
 }
 
+# due CRON FROM TO: the schedule matches a minute from FROM to TO (epoch seconds of whole minutes, both
+# included). Past a day of minutes it assumes so rather than spend the time.
+due() {
+    [ -n "$1" ] || return 1
+    m=$2
+    n=0
+    while [ "$m" -le "$3" ]; do
+        n=$((n + 1))
+        [ "$n" -le 1440 ] || return 0
+        # shellcheck disable=SC2046 # split into the five fields on purpose
+        cron_match "$1" $(date -d "@$m" +'%M %H %d %m %w') && return 0
+        m=$((m + 60))
+    done
+    return 1
+}
+
+# missed CRON: the schedule matched a minute after the last one the scheduler looked at and before the
+# current one: it was not running then (the host was down, the container stopped).
+missed() {
+    tick=$(marker_get "$SCHEDULER_TICK" time)
+    case $tick in '' | *[!0-9]*) return 1 ;; esac
+    due "$1" $((tick / 60 * 60 + 60)) $(($(now) / 60 * 60 - 60))
+}
+
+# Why a job is due at the scheduler's start although its schedule does not say so now (empty: it is
+# not): its last run was killed or failed, or its time came while the scheduler was not running. A host
+# rebooted at backup time (PostgreSQL stops first, so the dump fails) would otherwise wait a day for the
+# next backup, its check failing all the while.
+catch_up_reason() {
+    case $1 in
+        run)
+            if [ -f "$RUN_STARTED" ]; then
+                echo "the backup started at $(marker_get "$RUN_STARTED" iso) was interrupted"
+            elif [ -f "$FAILURE" ]; then
+                echo "the last backup failed at $(marker_get "$FAILURE" iso) ($(marker_get "$FAILURE" reason))"
+            elif missed "$BACKUP_SCHEDULE"; then
+                echo "a backup fell due while the scheduler was not running"
+            fi
+            ;;
+        base)
+            # Without any base backup, the loop takes the first one anyway.
+            [ -n "$BASE_SCHEDULE" ] && [ -n "$(list_bases)" ] || return 0
+            ok=$(marker_get "$BASE_SUCCESS" time)
+            bad=$(marker_get "$BASE_FAILURE" time)
+            partial=""
+            for p in "$BASE_DIR"/.$(base_pattern).partial; do [ -e "$p" ] && partial=1; done
+            if [ -n "$partial" ]; then
+                echo "a base backup was interrupted"
+            elif [ -n "$bad" ] && { [ -z "$ok" ] || [ "$bad" -ge "$ok" ]; }; then
+                echo "the last base backup failed at $(marker_get "$BASE_FAILURE" iso) ($(marker_get "$BASE_FAILURE" reason))"
+            elif missed "$BASE_SCHEDULE"; then
+                echo "a base backup fell due while the scheduler was not running"
+            fi
+            ;;
+        volumes)
+            [ -n "$VOLUMES" ] && [ -n "$VOLUME_SCHEDULE" ] || return 0
+            ok=$(marker_get "$VOLUMES_SUCCESS" time)
+            bad=$(marker_get "$VOLUMES_FAILURE" time)
+            if [ -n "$bad" ] && { [ -z "$ok" ] || [ "$bad" -ge "$ok" ]; }; then
+                echo "the last archive of the app volumes failed at $(marker_get "$VOLUMES_FAILURE" iso)"
+            elif missed "$VOLUME_SCHEDULE"; then
+                echo "an archive of the app volumes fell due while the scheduler was not running"
+            fi
+            ;;
+    esac
+}
+
+# db_ready SECONDS: PostgreSQL accepts connections within SECONDS (after a reboot it may start after us).
+db_ready() {
+    deadline=$(($(date +%s) + $1))
+    while :; do
+        pg_isready -q -t 5 >/dev/null 2>&1 && return 0
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 2
+    done
+}
+
 cmd_schedule() {
     mkdir -p "$BACKUP_DIR"
     chmod 700 "$BACKUP_DIR" || log "cannot restrict $BACKUP_DIR to its owner"
     [ -f "$INSTALLED" ] || write_marker "$INSTALLED" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     log "scheduled: backups at '$BACKUP_SCHEDULE', verification at '$VERIFY_SCHEDULE', base backups at '${BASE_SCHEDULE:-never}' (TZ=${TZ:-UTC}); keep $KEEP_DAILY daily, $KEEP_WEEKLY weekly, $KEEP_MONTHLY monthly; base backups and WAL for $PITR_DAYS days"
-    last=""
+    catch_up_run=$(catch_up_reason run)
+    catch_up_base=$(catch_up_reason base)
+    catch_up_volumes=$(catch_up_reason volumes)
+    # Every minute is looked at once, from the current one on (not again if a restart came within it).
+    next=$(($(now) / 60 * 60))
+    tick=$(marker_get "$SCHEDULER_TICK" time)
+    case $tick in '' | *[!0-9]*) ;; *) [ "$tick" -lt "$next" ] || next=$((tick + 60)) ;; esac
+    db_wait=60
     first_base_try=0
     while :; do
-        key=$(date +%Y%m%d%H%M)
-        if [ "$key" != "$last" ]; then
-            last=$key
-            # Point-in-time recovery starts at a base backup: without one (a new stack, PITR just turned
-            # on, a new host), take it now rather than at the next scheduled time; retried every 5 minutes.
-            based=""
-            if [ -n "$BASE_SCHEDULE" ] && [ -z "$(list_bases)" ] && [ $(($(now) - first_base_try)) -ge 300 ]; then
-                first_base_try=$(now)
-                based=1
-                log "no base backup yet: taking the first one now"
-                ("$0" base) || log "the first base backup failed (see above); tried again in 5 minutes"
-            fi
-            # shellcheck disable=SC2046 # split into the five fields on purpose
-            set -- $(date +'%M %H %d %m %w')
-            if cron_match "$BACKUP_SCHEDULE" "$@"; then ("$0" run) || log "scheduled backup failed (see above); the check now fails"; fi
-            if cron_match "$VERIFY_SCHEDULE" "$@"; then ("$0" verify) || log "scheduled verification failed (see above); the check now fails"; fi
-            if [ -n "$BASE_SCHEDULE" ] && [ -z "$based" ] && cron_match "$BASE_SCHEDULE" "$@"; then ("$0" base) || log "scheduled base backup failed (see above); the check now fails"; fi
-            if [ -n "$VOLUMES" ] && [ -n "$VOLUME_SCHEDULE" ] && cron_match "$VOLUME_SCHEDULE" "$@"; then ("$0" volumes) || log "scheduled volume archive failed (see above); the check now fails"; fi
+        cur=$(($(now) / 60 * 60))
+        if [ "$cur" -lt "$next" ]; then
+            sleep $((61 - $(date +%S | sed 's/^0//')))
+            continue
         fi
-        sleep $((61 - $(date +%S | sed 's/^0//')))
+        # The minutes from NEXT to now: one, unless a run took longer than a minute; then what fell due
+        # meanwhile runs once, now, instead of never.
+        from=$next
+        next=$((cur + 60))
+        write_marker "$SCHEDULER_TICK" "time=$cur"
+        run_due=""
+        base_due=""
+        due "$BACKUP_SCHEDULE" "$from" "$cur" && run_due=1
+        [ -z "$BASE_SCHEDULE" ] || ! due "$BASE_SCHEDULE" "$from" "$cur" || base_due=1
+        # Catching up, unless the schedule runs the job now anyway: once PostgreSQL answers (a minute's
+        # wait the first time, then a try a minute).
+        [ -z "$run_due" ] || catch_up_run=""
+        [ -z "$base_due" ] || catch_up_base=""
+        if [ -n "$catch_up_run$catch_up_base" ]; then
+            if db_ready "$db_wait"; then
+                if [ -n "$catch_up_run" ]; then
+                    log "$catch_up_run: taking a backup now"
+                    ("$0" run) || log "the catch-up backup failed (see above); the check still fails"
+                    catch_up_run=""
+                fi
+                if [ -n "$catch_up_base" ]; then
+                    log "$catch_up_base: taking a base backup now"
+                    ("$0" base) || log "the catch-up base backup failed (see above); the check still fails"
+                    catch_up_base=""
+                fi
+            elif [ "$db_wait" -gt 0 ]; then
+                log "to catch up ($catch_up_run$catch_up_base): PostgreSQL does not answer yet; trying again every minute"
+            fi
+            db_wait=0
+        fi
+        # Point-in-time recovery starts at a base backup: without one (a new stack, PITR just turned
+        # on, a new host), take it now rather than at the next scheduled time; retried every 5 minutes.
+        if [ -n "$BASE_SCHEDULE" ] && [ -z "$(list_bases)" ] && [ $(($(now) - first_base_try)) -ge 300 ]; then
+            first_base_try=$(now)
+            base_due=""
+            log "no base backup yet: taking the first one now"
+            ("$0" base) || log "the first base backup failed (see above); tried again in 5 minutes"
+        fi
+        if [ -n "$run_due" ]; then ("$0" run) || log "scheduled backup failed (see above); the check now fails"; fi
+        if due "$VERIFY_SCHEDULE" "$from" "$cur"; then ("$0" verify) || log "scheduled verification failed (see above); the check now fails"; fi
+        if [ -n "$base_due" ]; then ("$0" base) || log "scheduled base backup failed (see above); the check now fails"; fi
+        if [ -n "$VOLUMES" ] && [ -n "$VOLUME_SCHEDULE" ]; then
+            if due "$VOLUME_SCHEDULE" "$from" "$cur"; then
+                ("$0" volumes) || log "scheduled volume archive failed (see above); the check now fails"
+            elif [ -n "$catch_up_volumes" ]; then
+                log "$catch_up_volumes: archiving them now"
+                ("$0" volumes) || log "the catch-up volume archive failed (see above); the check still fails"
+            fi
+            catch_up_volumes=""
+        fi
     done
 }
 

@@ -208,14 +208,16 @@ cmd_init() {
 
 # ---------------------------------------------------------------------------------------------------
 # upload: one snapshot of the whole directory. In-progress files are left out (they are renamed into
-# place when complete, and picked up then); the current WAL segment, NAME.partial, is not in progress
-# in that sense: it holds the latest writes, and sending it is what keeps the RPO.
+# place when complete, and picked up then), and so is the backup scheduler's state. The current WAL
+# segment, NAME.partial, is not in progress in that sense: it holds the latest writes, and sending it is
+# what keeps the RPO.
 # ---------------------------------------------------------------------------------------------------
 upload_once() {
     started=$(now)
     set -- backup --json --host "$OFFSITE_HOST" --tag "$TAG" \
         --exclude '.*.partial' --exclude '.*.partial.*' --exclude '.lock*' --exclude '*.tmp.[0-9]*' \
-        --exclude 'pitr-before-*' --exclude 'offsite-*' --exclude '.offsite-*' "$BACKUP_DIR"
+        --exclude 'pitr-before-*' --exclude 'offsite-*' --exclude '.offsite-*' \
+        --exclude '.scheduler-tick' --exclude '.run-started' "$BACKUP_DIR"
     # restic reads --time in the local time zone, as date prints it.
     if [ -n "${VPS_STACK_NOW:-}" ]; then set -- "$@" --time "$(date -d "@$VPS_STACK_NOW" '+%Y-%m-%d %H:%M:%S')"; fi
     st=0

@@ -283,12 +283,15 @@ describe("the scheduler", () => {
      * Runs the scheduler until `done` holds or `timeoutMs` passes. A run renames the dump into place
      * before it writes last-success, so stopping at the first dump can cut it off before the marker.
      */
-    async function runScheduler(schedule: string, done: () => boolean, timeoutMs: number): Promise<string[]> {
+    let schedulerLog = "";
+    async function runScheduler(schedule: string, done: () => boolean, timeoutMs: number, extra: Record<string, string> = {}): Promise<string[]> {
         const child = spawn("sh", [SCRIPT, "schedule"], {
-            env: { ...pg.env, BACKUP_DIR: dir, BACKUP_PREFIX: "test-app", BACKUP_SCHEDULE: schedule, VERIFY_SCHEDULE: "0 0 1 1 *", TZ: "UTC" },
+            env: { ...pg.env, BACKUP_DIR: dir, BACKUP_PREFIX: "test-app", BACKUP_SCHEDULE: schedule, VERIFY_SCHEDULE: "0 0 1 1 *", TZ: "UTC", ...extra },
             detached: true,
-            stdio: "ignore",
+            stdio: ["ignore", "ignore", "pipe"],
         });
+        schedulerLog = "";
+        child.stderr!.on("data", (d) => (schedulerLog += d));
         try {
             await eventually(async () => done(), (v) => v, timeoutMs);
         } finally {
@@ -296,6 +299,10 @@ describe("the scheduler", () => {
         }
         return dumps();
     }
+    const nowMinute = () => Math.floor(Date.now() / 60_000) * 60;
+    /** A schedule that matches neither this minute nor the next few: the scheduler itself never runs it. */
+    const notNow = () => `${(new Date().getUTCMinutes() + 30) % 60} * * * *`;
+    const ticked = (secondsAgo: number) => fs.writeFileSync(path.join(dir, ".scheduler-tick"), `time=${nowMinute() - secondsAgo}\n`);
 
     it("runs a backup when its cron expression matches the current minute, and records the installation", async () => {
         expect(await runScheduler("* * * * *", () => marker("last-success").includes("file=test-app-"), 20_000)).toHaveLength(1);
@@ -306,6 +313,44 @@ describe("the scheduler", () => {
     it("does nothing when it does not match", async () => {
         const minute = new Date().getUTCMinutes();
         expect(await runScheduler(`${(minute + 30) % 60} * * * *`, () => dumps().length > 0, 3_000)).toEqual([]);
+    });
+
+    // A host rebooted at backup time: PostgreSQL stops first, the dump fails, and without a catch-up the
+    // check would fail until the next day's backup.
+    it("at its start, takes again a backup that failed, and the check passes", async () => {
+        expect(backup(["run"], { PGDATABASE: "no_such_database" }).code).toBe(1);
+        expect(backup(["check"]).code).toBe(1);
+        expect(await runScheduler(notNow(), () => marker("last-success").includes("file=test-app-"), 30_000)).toHaveLength(1);
+        expect(schedulerLog).toMatch(/the last backup failed at .* \(pg_dump failed\): taking a backup now/);
+        expect(marker("last-failure")).toBe("");
+        expect(backup(["check"]).code).toBe(0);
+    });
+
+    it("at its start, takes again a backup that was killed before it could record anything", async () => {
+        fs.writeFileSync(path.join(dir, ".run-started"), "time=1\niso=2026-11-30T02:00:01Z\n");
+        expect(await runScheduler(notNow(), () => marker("last-success").includes("file=test-app-"), 30_000)).toHaveLength(1);
+        expect(schedulerLog).toContain("the backup started at 2026-11-30T02:00:01Z was interrupted: taking a backup now");
+        expect(fs.existsSync(path.join(dir, ".run-started"))).toBe(false);
+    });
+
+    it("at its start, takes a backup that fell due while it was not running (the host was down)", async () => {
+        // The schedule matched a minute of the last two hours, when the scheduler last looked two hours ago.
+        ticked(7200);
+        expect(await runScheduler(notNow(), () => marker("last-success").includes("file=test-app-"), 30_000)).toHaveLength(1);
+        expect(schedulerLog).toContain("a backup fell due while the scheduler was not running: taking a backup now");
+        expect(Number(marker(".scheduler-tick").match(/^time=(\d+)$/m)?.[1])).toBeGreaterThanOrEqual(nowMinute() - 60);
+    });
+
+    it("at its start, takes nothing when nothing fell due, failed or was cut", async () => {
+        ticked(60);
+        expect(backup(["run"]).code).toBe(0);
+        const before = dumps();
+        // A catch-up backup of this small database takes well under a second: five would show one.
+        // The schedule matches the minute it last looked at: done then, not missed.
+        const tickMinute = new Date((nowMinute() - 60) * 1000).getUTCMinutes();
+        expect(await runScheduler(`${tickMinute} * * * *`, () => dumps().length > before.length, 5_000)).toEqual(before);
+        expect(schedulerLog).toContain("scheduled:");
+        expect(schedulerLog).not.toContain("taking a backup now");
     });
 });
 
