@@ -1157,7 +1157,8 @@ cmd_schedule() {
         # meanwhile runs once, now, instead of never.
         from=$next
         next=$((cur + 60))
-        write_marker "$SCHEDULER_TICK" "time=$cur"
+        # Not fatal: on a full disk the scheduler must go on, and its runs report the real problem.
+        write_marker "$SCHEDULER_TICK" "time=$cur" 2>/dev/null || rm -f "$SCHEDULER_TICK.tmp.$$"
         run_due=""
         base_due=""
         due "$BACKUP_SCHEDULE" "$from" "$cur" && run_due=1
