@@ -100,6 +100,14 @@ marker_get() {
     sed -n "s/^$2=//p" "$1" | head -n 1
 }
 
+# failed_last SUCCESS FAILURE: the job's last run failed (its failure marker is at least as recent as its
+# success marker), for the jobs whose success does not remove the failure marker.
+failed_last() {
+    fl_ok=$(marker_get "$1" time)
+    fl_bad=$(marker_get "$2" time)
+    [ -n "$fl_bad" ] && { [ -z "$fl_ok" ] || [ "$fl_bad" -ge "$fl_ok" ]; }
+}
+
 backup_pattern() { printf '%s-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z.dump' "$BACKUP_PREFIX"; }
 
 # Our backups only, oldest first: names sort by time because the prefix is fixed.
@@ -377,9 +385,7 @@ check_base() {
     t=$1
     installed=$2
     bmax=$((BASE_MAX_AGE_HOURS * 3600))
-    bok_time=$(marker_get "$BASE_SUCCESS" time)
-    bfail_time=$(marker_get "$BASE_FAILURE" time)
-    if [ -n "$bfail_time" ] && { [ -z "$bok_time" ] || [ "$bfail_time" -ge "$bok_time" ]; }; then
+    if failed_last "$BASE_SUCCESS" "$BASE_FAILURE"; then
         echo "FAIL: the last base backup failed at $(marker_get "$BASE_FAILURE" iso): $(marker_get "$BASE_FAILURE" reason)"
         exit 1
     fi
@@ -1098,13 +1104,11 @@ catch_up_reason() {
         base)
             # Without any base backup, the loop takes the first one anyway.
             [ -n "$BASE_SCHEDULE" ] && [ -n "$(list_bases)" ] || return 0
-            ok=$(marker_get "$BASE_SUCCESS" time)
-            bad=$(marker_get "$BASE_FAILURE" time)
             partial=""
             for p in "$BASE_DIR"/.$(base_pattern).partial; do [ -e "$p" ] && partial=1; done
             if [ -n "$partial" ]; then
                 echo "a base backup was interrupted"
-            elif [ -n "$bad" ] && { [ -z "$ok" ] || [ "$bad" -ge "$ok" ]; }; then
+            elif failed_last "$BASE_SUCCESS" "$BASE_FAILURE"; then
                 echo "the last base backup failed at $(marker_get "$BASE_FAILURE" iso) ($(marker_get "$BASE_FAILURE" reason))"
             elif missed "$BASE_SCHEDULE"; then
                 echo "a base backup fell due while the scheduler was not running"
@@ -1112,9 +1116,7 @@ catch_up_reason() {
             ;;
         volumes)
             [ -n "$VOLUMES" ] && [ -n "$VOLUME_SCHEDULE" ] || return 0
-            ok=$(marker_get "$VOLUMES_SUCCESS" time)
-            bad=$(marker_get "$VOLUMES_FAILURE" time)
-            if [ -n "$bad" ] && { [ -z "$ok" ] || [ "$bad" -ge "$ok" ]; }; then
+            if failed_last "$VOLUMES_SUCCESS" "$VOLUMES_FAILURE"; then
                 echo "the last archive of the app volumes failed at $(marker_get "$VOLUMES_FAILURE" iso)"
             elif missed "$VOLUME_SCHEDULE"; then
                 echo "an archive of the app volumes fell due while the scheduler was not running"
@@ -1266,8 +1268,7 @@ volumes_check() {
     [ -n "$VOLUMES" ] || return 0
     t=$(now)
     ok=$(marker_get "$VOLUMES_SUCCESS" time)
-    bad=$(marker_get "$VOLUMES_FAILURE" time)
-    if [ -n "$bad" ] && { [ -z "$ok" ] || [ "$bad" -ge "$ok" ]; }; then
+    if failed_last "$VOLUMES_SUCCESS" "$VOLUMES_FAILURE"; then
         echo "FAIL: the last archive of the app volumes failed at $(marker_get "$VOLUMES_FAILURE" iso): $(marker_get "$VOLUMES_FAILURE" reason)"
         return 1
     fi
