@@ -225,6 +225,12 @@ export function withRequiredSecrets(raw: RawConfigMap): RawConfigMap {
     return { ...raw, secrets };
 }
 
+const stateDirs: string[] = [];
 export function tempStateDir(): string {
-    return fs.mkdtempSync(path.join(os.tmpdir(), "vps-stack-test-"));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vps-stack-test-"));
+    stateDirs.push(dir);
+    return dir;
 }
+// Each test file that imports this module removes the state directories it made: a run of the unit tests
+// makes hundreds, and they would pile up in /tmp from one run to the next.
+if (typeof afterAll === "function") afterAll(() => stateDirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
