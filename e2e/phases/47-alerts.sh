@@ -131,7 +131,11 @@ through_proxy() {
     done
     [ "$holders" = " /$ALERTS_WATCHER-docker" ] || { echo "the containers that hold Docker's socket:$holders"; return 1; }
     [ "$(docker inspect -f '{{.HostConfig.NetworkMode}} {{.HostConfig.ReadonlyRootfs}}' "$ALERTS_WATCHER-docker")" = "none true" ] || { echo "the proxy has a network or a writable root"; return 1; }
-    ask() { docker exec "$ALERTS_WATCHER" curl -s -o /dev/null -w '%{http_code}' --unix-socket /run/vps-stack-docker-api/docker.sock "$@"; }
+    local sock
+    # The socket the watcher itself is told to use, not a copy of the path: the check follows a move.
+    sock=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$ALERTS_WATCHER" | sed -n 's/^DOCKER_SOCKET=//p')
+    [ -n "$sock" ] || { echo "the watcher has no DOCKER_SOCKET"; return 1; }
+    ask() { docker exec "$ALERTS_WATCHER" curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" "$@"; }
     code=$(ask "http://docker/containers/vps-stack-$STACK-redis/json") && [ "$code" = 200 ] || { echo "a read: $code"; return 1; }
     code=$(ask -X POST "http://docker/containers/vps-stack-$STACK-redis/stop") && [ "$code" = 403 ] || { echo "a stop: $code"; return 1; }
     code=$(ask "http://docker/containers/vps-stack-$STACK-redis/archive?path=/usr/local/etc/redis") && [ "$code" = 403 ] || { echo "a container's files: $code"; return 1; }

@@ -189,7 +189,8 @@ cmd_run() {
         name="$BACKUP_PREFIX-$(date -u +%Y%m%dT%H%M%SZ).dump"
     done
     log "backup of ${PGDATABASE:-?} on ${PGHOST:-local}:${PGPORT:-5432} to $BACKUP_DIR/$name"
-    write_marker "$RUN_STARTED" "time=$started" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    # Not fatal: the dump itself says whether the disk can take it.
+    write_marker "$RUN_STARTED" "time=$started" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null || rm -f "$RUN_STARTED.tmp.$$"
     if ! dump_to "$BACKUP_DIR/$name"; then
         write_marker "$FAILURE" "time=$(now)" "iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "reason=pg_dump failed"
         rm -f "$RUN_STARTED"
