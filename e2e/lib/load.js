@@ -36,8 +36,10 @@ const agent = new client.Agent({ keepAlive: true, maxSockets: 64, ca: opt.ca ? f
 const [slowMin, slowMax] = String(opt.slowSeconds).split("-").map(Number);
 // HTTPS is spoken as browsers speak it: HTTP/2. When nginx reloads, an old worker ends each connection
 // with GOAWAY, naming the last stream it took; a stream after that was refused unprocessed (RFC 9113
-// 6.8), and every HTTP/2 client sends it again on a new connection: so does this one, once, and counts
-// it. Anything else that goes wrong is a failure. (--http1 gives HTTP/1.1 keep-alive instead, where a
+// 6.8), and every HTTP/2 client sends it again on a new connection: so does this one, and counts it. A
+// reload ends every connection at once, so the one a retry picks may be refused too, before its GOAWAY
+// reached us: like Chromium (HttpNetworkTransaction's kMaxRetryAttempts), it tries at most twice more.
+// Anything else that goes wrong is a failure. (--http1 gives HTTP/1.1 keep-alive instead, where a
 // request can race the old worker closing its idle connection: reported as ECONNRESET.)
 const useH2 = target.protocol === "https:" && !opt.http1;
 const sessions = [];
@@ -76,13 +78,15 @@ function answered(status, slow, t0) {
     lastSuccess = now;
 }
 
-function request(i, retry = false) {
+const MAX_REFUSED_RETRIES = 2;
+
+function request(i, retries = 0) {
     const slow = opt.slowEvery > 0 && i % opt.slowEvery === Math.floor(opt.slowEvery / 2);
     const post = !slow && i % 3 === 1;
     const seconds = slow ? slowMin + ((i / opt.slowEvery) % (slowMax - slowMin + 1)) : 0;
     const path = opt.pathPrefix + (slow ? `/slow?seconds=${Math.floor(seconds)}` : post ? "/echo" : "/");
     const body = post ? JSON.stringify({ i, pad: "x".repeat(200) }) : undefined;
-    if (!retry) {
+    if (retries === 0) {
         stats.sent++;
         if (slow) stats.slowSent++;
     }
@@ -95,10 +99,11 @@ function request(i, retry = false) {
         ended = true;
         inFlight--;
         stats.connErrors++;
-        const key = e.code ?? e.message;
+        // The code and the message: for a stream, the message names the RST_STREAM code.
+        const key = e.code ? `${e.code}: ${e.message}` : e.message;
         stats.errors[key] = (stats.errors[key] ?? 0) + 1;
     };
-    if (useH2) return requestH2(i, { slow, post, path, body, t0, retried: retry, fail: (e) => fail(e), done: () => (ended = true) }, () => ended);
+    if (useH2) return requestH2(i, { slow, post, path, body, t0, retries, fail: (e) => fail(e), done: () => (ended = true) }, () => ended);
     const req = client.request(
         {
             host: opt.resolve ?? target.hostname,
@@ -146,11 +151,11 @@ function requestH2(i, r, isEnded) {
         if (isEnded()) return;
         // Refused before any processing (GOAWAY or REFUSED_STREAM): safe to send again, once.
         const refused = status === 0 && (e.code === "ERR_HTTP2_STREAM_ERROR" || e.code === "ERR_HTTP2_GOAWAY_SESSION") && /REFUSED_STREAM|GOAWAY/.test(`${e.message} ${e.code}`);
-        if (refused && !r.retried) {
+        if (refused && r.retries < MAX_REFUSED_RETRIES) {
             r.done();
             inFlight--;
             stats.refusedRetried++;
-            return request(i, true);
+            return request(i, r.retries + 1);
         }
         r.fail(e);
     });
