@@ -149,7 +149,7 @@ function requestH2(i, r, isEnded) {
     stream.on("response", (h) => (status = h[":status"]));
     stream.on("error", (e) => {
         if (isEnded()) return;
-        // Refused before any processing (GOAWAY or REFUSED_STREAM): safe to send again, once.
+        // Refused before any processing (GOAWAY or REFUSED_STREAM): safe to send again, up to MAX_REFUSED_RETRIES times.
         const refused = status === 0 && (e.code === "ERR_HTTP2_STREAM_ERROR" || e.code === "ERR_HTTP2_GOAWAY_SESSION") && /REFUSED_STREAM|GOAWAY/.test(`${e.message} ${e.code}`);
         if (refused && r.retries < MAX_REFUSED_RETRIES) {
             r.done();
